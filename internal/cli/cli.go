@@ -1,0 +1,222 @@
+// Package cli is acp-sandbox's command line: the headless commands (run,
+// shell, exec, ls, stop, rm, logs, doctor) and the hidden supervisor entry
+// point. It parses flags and wires the sandbox package; it holds no logic of
+// its own beyond presenting results.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/acp-sandbox/acp-sandbox/sandbox"
+	"github.com/acp-sandbox/acp-sandbox/vmm"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// exitError carries a process exit code through cobra.
+type exitError struct {
+	code int
+	err  error // nil: exit silently (the command already spoke)
+}
+
+func (e *exitError) Error() string {
+	if e.err == nil {
+		return fmt.Sprintf("exit status %d", e.code)
+	}
+	return e.err.Error()
+}
+
+// globals are the flags every command shares.
+type globals struct {
+	workspace       string
+	unsafeWorkspace bool
+	accel           string
+	kernel          string
+	modules         string
+	cpus            int
+	memory          int
+	idle            time.Duration
+	quiet           bool
+}
+
+// Main runs the CLI and returns the process exit code.
+func Main(args []string) int {
+	g := &globals{}
+	root := newRoot(g)
+	root.SetArgs(args)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil {
+			fmt.Fprintf(os.Stderr, "acp-sandbox: %v\n", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintf(os.Stderr, "acp-sandbox: %v\n", err)
+	return 1
+}
+
+func newRoot(g *globals) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "acp-sandbox [flags] -- AGENT [ARGS...]",
+		Short: "Run AI coding agents in a microVM per workspace",
+		Long: `acp-sandbox runs a coding agent inside a microVM that sees only your
+workspace (at the same path) and nothing else of your machine.
+
+The workspace is the current directory unless --workspace is given. The VM
+starts on first use and stays up for every later command until it idles out
+or you stop it.
+
+Headless use:
+  acp-sandbox run -- make test        run a command in the workspace's VM
+  acp-sandbox shell                   interactive shell in the VM
+  acp-sandbox exec -- ls              run in an already running VM
+  acp-sandbox ls                      list sandboxes
+  acp-sandbox stop | rm | logs        manage them
+  acp-sandbox doctor                  check this machine (KVM, QEMU, kernel)`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Args:          cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return cmd.Help()
+			}
+			return &exitError{code: 2, err: errors.New("ACP agent mode (acp-sandbox -- AGENT) is not available in this build yet; use `acp-sandbox run -- CMD` to run a command in the sandbox")}
+		},
+	}
+	pf := root.PersistentFlags()
+	pf.StringVarP(&g.workspace, "workspace", "w", "", "workspace directory shared with the VM (default: current directory)")
+	pf.BoolVar(&g.unsafeWorkspace, "unsafe-workspace", false, "allow a workspace that contains your home or credential directories")
+	pf.StringVar(&g.accel, "accel", "", "accelerator when starting a VM: kvm or tcg (default: detect)")
+	pf.StringVar(&g.kernel, "kernel", os.Getenv("ACP_SANDBOX_KERNEL"), "guest kernel: uncompressed vmlinux or bzImage (default: Debian's, fetched once; env ACP_SANDBOX_KERNEL)")
+	pf.StringVar(&g.modules, "modules", os.Getenv("ACP_SANDBOX_MODULES"), "kernel modules directory for --kernel (lib/modules/VERSION; env ACP_SANDBOX_MODULES)")
+	pf.IntVar(&g.cpus, "cpus", 2, "virtual CPUs when starting a VM")
+	pf.IntVar(&g.memory, "memory", 2048, "memory in MiB when starting a VM")
+	pf.DurationVar(&g.idle, "idle-timeout", envDuration("ACP_SANDBOX_IDLE_TIMEOUT", 30*time.Minute), "stop a started VM after this long without clients (0 = never; env ACP_SANDBOX_IDLE_TIMEOUT)")
+	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress messages")
+	root.AddCommand(
+		newRunCmd(g), newShellCmd(g), newStartCmd(g), newExecCmd(g),
+		newLsCmd(g), newStopCmd(g), newRmCmd(g), newLogsCmd(g),
+		newDoctorCmd(g), newSuperviseCmd(g), newVersionCmd(),
+	)
+	return root
+}
+
+func envDuration(key string, def time.Duration) time.Duration {
+	if v := os.Getenv(key); v != "" {
+		if d, err := time.ParseDuration(v); err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+// workspaceSandbox resolves --workspace (or the current dir) and applies the
+// workspace safety check.
+func (g *globals) workspaceSandbox() (*sandbox.Sandbox, sandbox.Dirs, error) {
+	dirs, err := sandbox.DefaultDirs()
+	if err != nil {
+		return nil, dirs, err
+	}
+	ws := g.workspace
+	if ws == "" {
+		if ws, err = os.Getwd(); err != nil {
+			return nil, dirs, err
+		}
+	}
+	sb, err := dirs.ForWorkspace(ws)
+	if err != nil {
+		return nil, dirs, err
+	}
+	if !g.unsafeWorkspace {
+		home, _ := os.UserHomeDir()
+		if err := sandbox.CheckWorkspace(sb.Workspace, home, dirs); err != nil {
+			return nil, dirs, err
+		}
+	}
+	return sb, dirs, nil
+}
+
+// startArgs are the supervise flags that shape a new VM.
+func (g *globals) startArgs() []string {
+	a := []string{"--cpus", fmt.Sprint(g.cpus), "--memory", fmt.Sprint(g.memory), "--idle-timeout", g.idle.String()}
+	if g.accel != "" {
+		a = append(a, "--accel", g.accel)
+	}
+	if g.kernel != "" {
+		a = append(a, "--kernel", g.kernel, "--modules", g.modules)
+	}
+	return a
+}
+
+func (g *globals) validate() error {
+	switch vmm.Accel(g.accel) {
+	case "", vmm.AccelKVM, vmm.AccelTCG:
+	default:
+		return fmt.Errorf("--accel %q: want kvm or tcg", g.accel)
+	}
+	if g.kernel != "" && g.modules == "" {
+		return errors.New("--kernel needs --modules DIR (the lib/modules/VERSION directory of that kernel)")
+	}
+	return nil
+}
+
+// ensure starts the workspace's sandbox if needed.
+func (g *globals) ensure(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.Client, error) {
+	if err := g.validate(); err != nil {
+		return nil, err
+	}
+	var progress io.Writer = os.Stderr
+	if g.quiet {
+		progress = nil
+	}
+	c, st, err := sandbox.Ensure(ctx, sb, sandbox.StartOptions{Args: g.startArgs(), Progress: progress})
+	if err != nil {
+		return nil, err
+	}
+	if v := sandbox.Version(); st.Version != v && st.Clients == 0 {
+		// A warm VM from an older binary: replace it while nobody uses it.
+		if progress != nil {
+			fmt.Fprintf(progress, "acp-sandbox: restarting the sandbox VM (it runs an older acp-sandbox %s)\n", st.Version)
+		}
+		if err := c.Stop(ctx); err != nil {
+			return nil, err
+		}
+		if c, _, err = sandbox.Ensure(ctx, sb, sandbox.StartOptions{Args: g.startArgs(), Progress: progress}); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+// signalContext cancels on SIGTERM/SIGHUP; SIGINT is left to the command
+// (forwarded to the process in the VM).
+func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
+
+func forwardSignals() (<-chan os.Signal, func()) {
+	c := make(chan os.Signal, 8)
+	signal.Notify(c, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT)
+	return c, func() { signal.Stop(c) }
+}
+
+func parseEnv(kvs []string) ([]string, error) {
+	for _, kv := range kvs {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return nil, fmt.Errorf("--env %q: want KEY=VALUE", kv)
+		}
+	}
+	return kvs, nil
+}

@@ -1,0 +1,175 @@
+package cli
+
+import (
+	"context"
+	"debug/elf"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/acp-sandbox/acp-sandbox/sandbox"
+	"github.com/acp-sandbox/acp-sandbox/vmm"
+	"github.com/acp-sandbox/acp-sandbox/vmm/kernel"
+	"github.com/spf13/cobra"
+)
+
+// check is one doctor finding. Fix is the exact command (or step) that
+// solves a problem.
+type check struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail"`
+	Fix    string `json:"fix,omitempty"`
+}
+
+type doctorReport struct {
+	OK      bool        `json:"ok"`
+	Accel   vmm.Verdict `json:"accel"`
+	Checks  []check     `json:"checks"`
+	Running int         `json:"running"`
+}
+
+func runDoctor(ctx context.Context, g *globals) doctorReport {
+	var r doctorReport
+	add := func(c check) { r.Checks = append(r.Checks, c) }
+
+	qv, err := vmm.Version(ctx, "")
+	if err != nil {
+		add(check{Name: "qemu", Detail: "qemu-system-x86_64 not found", Fix: "apt-get install --no-install-recommends qemu-system-x86"})
+	} else {
+		add(check{Name: "qemu", OK: true, Detail: "qemu-system-x86_64 " + qv})
+	}
+
+	dirs, derr := sandbox.DefaultDirs()
+	kcache := filepath.Join(dirs.Cache, "kernel")
+	r.Accel = vmm.DetectAccel(ctx, vmm.AccelOptions{Force: vmm.Accel(g.accel)})
+	if r.Accel.Accel == vmm.AccelKVM {
+		// A canary boot decides on first start; show a cached verdict.
+		if k, ok := kernel.Cached(kcache); ok && err == nil {
+			b, _ := os.ReadFile(filepath.Join(dirs.Cache, "accel.json"))
+			var v struct {
+				Key string `json:"key"`
+				vmm.Verdict
+			}
+			if json.Unmarshal(b, &v) == nil && v.Key == vmm.BootID()+"/"+k.Version+"/"+qv {
+				r.Accel = v.Verdict
+				r.Accel.Cached = true
+			}
+		}
+	}
+	accelDetail := fmt.Sprintf("%s: %s", r.Accel.Accel, r.Accel.Reason)
+	if r.Accel.Accel == vmm.AccelTCG {
+		accelDetail += " (software emulation: works, but commands start slower)"
+	}
+	add(check{Name: "accelerator", OK: true, Detail: accelDetail})
+
+	if g.kernel != "" {
+		if _, err := os.Stat(g.kernel); err != nil {
+			add(check{Name: "kernel", Detail: fmt.Sprintf("--kernel %s: %v", g.kernel, err), Fix: "pass an existing vmlinux or bzImage"})
+		} else {
+			add(check{Name: "kernel", OK: true, Detail: "user kernel " + g.kernel})
+		}
+	} else if k, ok := kernel.Cached(kcache); ok {
+		add(check{Name: "kernel", OK: true, Detail: fmt.Sprintf("Debian %s cached in %s", k.Version, kcache)})
+	} else if _, err := exec.LookPath("apt-get"); err != nil {
+		add(check{Name: "kernel", Detail: "no cached kernel and no apt-get to fetch Debian's", Fix: "pass --kernel VMLINUX --modules DIR (or set ACP_SANDBOX_KERNEL / ACP_SANDBOX_MODULES)"})
+	} else {
+		add(check{Name: "kernel", OK: true, Detail: "not cached yet; the first start fetches Debian's linux-image-amd64 (~70 MB) with apt-get download", Fix: "acp-sandbox start (or run `apt-get update` first if apt's lists are empty)"})
+	}
+
+	if exe, err := os.Executable(); err == nil {
+		if f, err := elf.Open(exe); err == nil {
+			static := true
+			for _, p := range f.Progs {
+				if p.Type == elf.PT_INTERP {
+					static = false
+				}
+			}
+			f.Close()
+			if static {
+				add(check{Name: "binary", OK: true, Detail: exe + " is static (runs as the VM's init)"})
+			} else {
+				add(check{Name: "binary", Detail: exe + " is dynamically linked and cannot be the VM's init", Fix: "CGO_ENABLED=0 go build -o acp-sandbox ./cmd/acp-sandbox"})
+			}
+		}
+	}
+
+	if derr != nil {
+		add(check{Name: "dirs", Detail: derr.Error(), Fix: "set HOME or XDG_STATE_HOME"})
+	} else {
+		for _, d := range []struct{ name, path string }{{"state dir", dirs.State}, {"runtime dir", dirs.Runtime}, {"cache dir", dirs.Cache}} {
+			if err := writable(d.path); err != nil {
+				add(check{Name: d.name, Detail: fmt.Sprintf("%s: %v", d.path, err), Fix: fmt.Sprintf("mkdir -p %s && chmod 700 %s (or point XDG_STATE_HOME / XDG_RUNTIME_DIR / XDG_CACHE_HOME elsewhere)", d.path, d.path)})
+			} else {
+				add(check{Name: d.name, OK: true, Detail: d.path})
+			}
+		}
+	}
+
+	if list, err := listSandboxes(ctx); err == nil {
+		for _, e := range list {
+			if e.State == "running" {
+				r.Running++
+			}
+		}
+	}
+	r.OK = true
+	for _, c := range r.Checks {
+		r.OK = r.OK && c.OK
+	}
+	return r
+}
+
+func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".doctor-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+func newDoctorCmd(g *globals) *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "doctor",
+		Short: "Check this machine: accelerator (and why), QEMU, kernel, directories",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
+			defer cancel()
+			r := runDoctor(ctx, g)
+			if asJSON {
+				enc := json.NewEncoder(os.Stdout)
+				enc.SetIndent("", "  ")
+				if err := enc.Encode(r); err != nil {
+					return err
+				}
+			} else {
+				for _, c := range r.Checks {
+					mark := "ok  "
+					if !c.OK {
+						mark = "FAIL"
+					}
+					fmt.Printf("%s %-12s %s\n", mark, c.Name, c.Detail)
+					if c.Fix != "" {
+						fmt.Printf("     %-12s fix: %s\n", "", c.Fix)
+					}
+				}
+				fmt.Printf("     %-12s %d running\n", "sandboxes", r.Running)
+			}
+			if !r.OK {
+				return &exitError{code: 1}
+			}
+			return nil
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
+}
