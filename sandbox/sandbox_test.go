@@ -20,19 +20,19 @@ func TestCheckWorkspace(t *testing.T) {
 		{"/tmp/scratch", ""},
 		{"/opt/app", ""},
 		// The leaks each refusal stops:
-		{"/", "root directory"},                            // the whole host
-		{"/home/alice", "home directory"},                  // every dotfile and key
-		{"/home", "home directory"},                        // all users' homes
-		{"/home/alice/.ssh", "credentials"},                // ssh keys
-		{"/home/alice/.aws/cli", "credentials"},            // cloud keys below a credential dir
-		{"/home/alice/.config", "credentials"},             // contains gcloud, gh
-		{"/home/alice/.local/state", "acp-sandbox's own"},  // our CA key and approvals
-		{"/home/alice/.cache", "acp-sandbox's own"},        // our cache
-		{"/etc", "system directory"},                       // shadow, ssh host keys
-		{"/etc/nginx", "system directory"},                 // anything under /etc
-		{"/root/project", "system directory"},              // root's home
-		{"/usr", "system directory"},                       // too much to share whole
-		{"/tmp", "system directory"},                       // other users' temp files
+		{"/", "root directory"},                           // the whole host
+		{"/home/alice", "home directory"},                 // every dotfile and key
+		{"/home", "home directory"},                       // all users' homes
+		{"/home/alice/.ssh", "credentials"},               // ssh keys
+		{"/home/alice/.aws/cli", "credentials"},           // cloud keys below a credential dir
+		{"/home/alice/.config", "credentials"},            // contains gcloud, gh
+		{"/home/alice/.local/state", "acp-sandbox's own"}, // our CA key and approvals
+		{"/home/alice/.cache", "acp-sandbox's own"},       // our cache
+		{"/etc", "system directory"},                      // shadow, ssh host keys
+		{"/etc/nginx", "system directory"},                // anything under /etc
+		{"/root/project", "system directory"},             // root's home
+		{"/usr", "system directory"},                      // too much to share whole
+		{"/tmp", "system directory"},                      // other users' temp files
 		{"/var", "system directory"},
 	} {
 		err := CheckWorkspace(c.ws, home, d)
