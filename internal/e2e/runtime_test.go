@@ -113,6 +113,29 @@ true`
 		}
 	})
 
+	t.Run("control channel is root-only", func(t *testing.T) {
+		// The agent user must not be able to open the control port (it
+		// would speak to the host as PID 1), nor turn its workspace
+		// capabilities into guest root through a writable sysfs.
+		script := `
+n=0
+for p in /dev/vport*; do
+  n=$((n+1))
+  if (exec 3<>"$p") 2>/dev/null; then echo "OPENED $p"; fi
+  stat -c '%a %U' "$p"
+done
+echo "ports=$n"
+if (echo /x > /sys/kernel/uevent_helper) 2>/dev/null; then echo "SYSFS-WRITABLE"; fi
+true`
+		r := e.Run(ws, nil, "exec", "--", "sh", "-c", script)
+		if strings.Contains(r.Stdout, "OPENED") || strings.Contains(r.Stdout, "SYSFS-WRITABLE") || strings.Contains(r.Stdout, "ports=0") {
+			t.Errorf("guest isolation broken:\n%s%s", r.Stdout, r.Stderr)
+		}
+		if !strings.Contains(r.Stdout, "600 root") {
+			t.Errorf("control port is not root-only:\n%s", r.Stdout)
+		}
+	})
+
 	t.Run("exit codes and signals", func(t *testing.T) {
 		for _, c := range []struct {
 			args []string
