@@ -401,9 +401,9 @@ func lockWait(ctx context.Context, path string) (*os.File, error) {
 	}
 }
 
-// checkStatic refuses to boot a dynamically linked binary as the guest's
+// CheckStatic refuses to boot a dynamically linked binary as the guest's
 // /init: the initramfs has no C library.
-func checkStatic(exe string) error {
+func CheckStatic(exe string) error {
 	f, err := elf.Open(exe)
 	if err != nil {
 		return fmt.Errorf("cannot read %s: %w", exe, err)

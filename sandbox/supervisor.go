@@ -155,7 +155,7 @@ func (s *supervisor) ensureInitramfs(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := checkStatic(exe); err != nil {
+	if err := CheckStatic(exe); err != nil {
 		return err
 	}
 	dir := filepath.Join(s.sb.CacheDir, "initramfs")

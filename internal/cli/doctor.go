@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"debug/elf"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -81,19 +80,10 @@ func runDoctor(ctx context.Context, g *globals) doctorReport {
 	}
 
 	if exe, err := os.Executable(); err == nil {
-		if f, err := elf.Open(exe); err == nil {
-			static := true
-			for _, p := range f.Progs {
-				if p.Type == elf.PT_INTERP {
-					static = false
-				}
-			}
-			f.Close()
-			if static {
-				add(check{Name: "binary", OK: true, Detail: exe + " is static (runs as the VM's init)"})
-			} else {
-				add(check{Name: "binary", Detail: exe + " is dynamically linked and cannot be the VM's init", Fix: "CGO_ENABLED=0 go build -o acp-sandbox ./cmd/acp-sandbox"})
-			}
+		if err := sandbox.CheckStatic(exe); err != nil {
+			add(check{Name: "binary", Detail: err.Error(), Fix: "CGO_ENABLED=0 go build -o acp-sandbox ./cmd/acp-sandbox"})
+		} else {
+			add(check{Name: "binary", OK: true, Detail: exe + " is static (runs as the VM's init)"})
 		}
 	}
 
@@ -146,9 +136,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			defer cancel()
 			r := runDoctor(ctx, g)
 			if asJSON {
-				enc := json.NewEncoder(os.Stdout)
-				enc.SetIndent("", "  ")
-				if err := enc.Encode(r); err != nil {
+				if err := printJSON(r); err != nil {
 					return err
 				}
 			} else {

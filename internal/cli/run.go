@@ -36,20 +36,11 @@ workspace root. Nothing of the host environment is passed in; use --env.`,
   echo hi | acp-sandbox run -- cat`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sb, _, err := g.workspaceSandbox()
-			if err != nil {
-				return err
-			}
 			env, err := parseEnv(envs)
 			if err != nil {
 				return err
 			}
-			c, err := g.ensure(cmd.Context(), sb)
-			if err != nil {
-				return err
-			}
-			tty := isTerminal(os.Stdin) && isTerminal(os.Stdout)
-			return execIn(cmd.Context(), c, control.Exec{Argv: args, Env: env, Dir: defaultCwd(sb)}, tty, true, g.restart(sb))
+			return g.runInWorkspace(cmd.Context(), control.Exec{Argv: args, Env: env})
 		},
 	}
 	cmd.Flags().StringArrayVarP(&envs, "env", "e", nil, "set KEY=VALUE in the command's environment (repeatable)")
@@ -63,16 +54,7 @@ func newShellCmd(g *globals) *cobra.Command {
 		Short: "Open an interactive shell in the workspace's VM",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sb, _, err := g.workspaceSandbox()
-			if err != nil {
-				return err
-			}
-			c, err := g.ensure(cmd.Context(), sb)
-			if err != nil {
-				return err
-			}
-			tty := isTerminal(os.Stdin) && isTerminal(os.Stdout)
-			return execIn(cmd.Context(), c, control.Exec{Argv: []string{"/bin/bash", "-l"}, Dir: defaultCwd(sb)}, tty, true, g.restart(sb))
+			return g.runInWorkspace(cmd.Context(), control.Exec{Argv: []string{"/bin/bash", "-l"}})
 		},
 	}
 }
@@ -83,11 +65,7 @@ func newStartCmd(g *globals) *cobra.Command {
 		Short: "Boot the workspace's VM (if not running) and return",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			sb, _, err := g.workspaceSandbox()
-			if err != nil {
-				return err
-			}
-			c, err := g.ensure(cmd.Context(), sb)
+			_, c, err := g.start(cmd.Context())
 			if err != nil {
 				return err
 			}
@@ -162,6 +140,28 @@ workspace's. Stdin is attached only with -i; -t allocates a PTY.`,
 	f.StringArrayVarP(&envs, "env", "e", nil, "set KEY=VALUE (repeatable)")
 	f.SetInterspersed(false)
 	return cmd
+}
+
+// start resolves the workspace and starts (or reuses) its sandbox.
+func (g *globals) start(ctx context.Context) (*sandbox.Sandbox, *sandbox.Client, error) {
+	sb, _, err := g.workspaceSandbox()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := g.ensure(ctx, sb)
+	return sb, c, err
+}
+
+// runInWorkspace is run and shell: start the sandbox, run req with this
+// terminal (a PTY when there is one) in the current directory's VM path.
+func (g *globals) runInWorkspace(ctx context.Context, req control.Exec) error {
+	sb, c, err := g.start(ctx)
+	if err != nil {
+		return err
+	}
+	req.Dir = defaultCwd(sb)
+	tty := isTerminal(os.Stdin) && isTerminal(os.Stdout)
+	return execIn(ctx, c, req, tty, true, g.restart(sb))
 }
 
 // defaultCwd is the current directory if it lies in the workspace (it has
