@@ -23,7 +23,6 @@ import (
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/internal/control"
-	ver "github.com/acp-sandbox/acp-sandbox/internal/version"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,12 +48,13 @@ func boot() error {
 		log.SetOutput(f)
 		os.Stdout, os.Stderr = f, f
 	}
-	// The protocol version is this file's hash, as on the host (which built
-	// the initramfs from the same binary). /proc is needed to find it.
-	version, err := ver.Hash()
+	// The protocol version is /init's content hash, recorded by the host
+	// that built the initramfs from this very binary.
+	vb, err := os.ReadFile(control.VersionFile)
 	if err != nil {
 		return err
 	}
+	version := strings.TrimSpace(string(vb))
 	cmdline, err := os.ReadFile("/proc/cmdline")
 	if err != nil {
 		return err

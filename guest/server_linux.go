@@ -46,7 +46,10 @@ func (s *server) handle(st net.Conn) {
 	case req.Op == control.OpHello:
 		_ = w.JSON(control.TypeJSON, control.Reply{Hello: &control.Hello{Version: s.version}})
 	case req.Op == control.OpSetup && req.Setup != nil:
-		err := applySetup(req.Setup)
+		err := control.ReadSetupData(st, req.Setup)
+		if err == nil {
+			err = applySetup(req.Setup)
+		}
 		if err == nil {
 			s.mu.Lock()
 			s.env = req.Setup.Env

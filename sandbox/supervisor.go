@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -110,14 +111,17 @@ func Supervise(ctx context.Context, sb *Sandbox, opt Options, ready func()) (err
 		{"setup", s.setupGuest},
 	}
 	s.started = time.Now()
+	timings := make([]any, 0, 2*len(steps))
 	for _, st := range steps {
+		t0 := time.Now()
 		if err := st.fn(ctx); err != nil {
 			s.shutdown()
 			return fmt.Errorf("%s: %w", st.name, err)
 		}
+		timings = append(timings, st.name, time.Since(t0).Round(time.Millisecond))
 	}
 	s.booted = time.Since(s.started)
-	s.log.Info("sandbox ready", "workspace", sb.Workspace, "accel", s.verdict.Accel, "boot", s.booted.Round(time.Millisecond))
+	s.log.Info("sandbox ready", append([]any{"workspace", sb.Workspace, "accel", s.verdict.Accel, "total", s.booted.Round(time.Millisecond)}, timings...)...)
 
 	ln, err := listenUnix(sb.SupSocket())
 	if err != nil {
@@ -174,7 +178,10 @@ func (s *supervisor) ensureInitramfs(ctx context.Context) error {
 		files = append(files, vmm.InitramfsFile{Path: p, Mode: 0o644, Source: m.Path})
 		list = append(list, p+"\n"...)
 	}
-	files = append(files, vmm.InitramfsFile{Path: control.ModulesList, Mode: 0o644, Data: list})
+	files = append(files,
+		vmm.InitramfsFile{Path: control.ModulesList, Mode: 0o644, Data: list},
+		vmm.InitramfsFile{Path: control.VersionFile, Mode: 0o644, Data: []byte(s.version + "\n")},
+	)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
@@ -194,14 +201,13 @@ func (s *supervisor) ensureInitramfs(ctx context.Context) error {
 }
 
 func (s *supervisor) detectAccel(ctx context.Context) error {
-	qv, err := vmm.Version(ctx, "")
-	if err != nil {
-		return errors.New("qemu-system-x86_64 not found or not runnable: install it with `apt-get install --no-install-recommends qemu-system-x86`")
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		return errors.New("qemu-system-x86_64 not found: install it with `apt-get install --no-install-recommends qemu-system-x86`")
 	}
 	s.verdict = vmm.DetectAccel(ctx, vmm.AccelOptions{
 		Force:     s.opt.Accel,
 		CacheFile: filepath.Join(s.sb.CacheDir, "accel.json"),
-		CacheKey:  vmm.BootID() + "/" + s.kernel.Version + "/" + qv,
+		CacheKey:  func() (string, error) { return AccelCacheKey(ctx, s.kernel.Version) },
 		Probe:     s.canary,
 	})
 	s.log.Info("accelerator", "accel", s.verdict.Accel, "reason", s.verdict.Reason)
@@ -209,6 +215,16 @@ func (s *supervisor) detectAccel(ctx context.Context) error {
 		s.opt.Progress("using TCG (software emulation): %s", s.verdict.Reason)
 	}
 	return nil
+}
+
+// AccelCacheKey keys a canary verdict: it holds for one host boot, kernel
+// and QEMU version.
+func AccelCacheKey(ctx context.Context, kernelVersion string) (string, error) {
+	qv, err := vmm.Version(ctx, "")
+	if err != nil {
+		return "", err
+	}
+	return vmm.BootID() + "/" + kernelVersion + "/" + qv, nil
 }
 
 // canary boots the kernel with KVM and an init that powers off at once.
@@ -331,7 +347,8 @@ func (s *supervisor) setupGuest(ctx context.Context) error {
 	}
 	setup.TimeUnixNano = time.Now().UnixNano()
 	var reply control.Reply
-	if err := s.call(ctx, control.Request{Op: control.OpSetup, Setup: setup}, &reply); err != nil {
+	send := func(w *control.Writer) error { return control.WriteSetup(w, setup) }
+	if err := s.exchange(ctx, send, &reply); err != nil {
 		return s.bootFailure(err)
 	}
 	if reply.Error != "" {
@@ -342,6 +359,11 @@ func (s *supervisor) setupGuest(ctx context.Context) error {
 
 // call runs one request/reply exchange on a new stream.
 func (s *supervisor) call(ctx context.Context, req control.Request, reply *control.Reply) error {
+	return s.exchange(ctx, func(w *control.Writer) error { return w.JSON(control.TypeJSON, req) }, reply)
+}
+
+// exchange opens a stream, lets send write the request, and reads the reply.
+func (s *supervisor) exchange(ctx context.Context, send func(*control.Writer) error, reply *control.Reply) error {
 	st, err := s.sess.OpenStream()
 	if err != nil {
 		return err
@@ -352,7 +374,7 @@ func (s *supervisor) call(ctx context.Context, req control.Request, reply *contr
 	}
 	stop := context.AfterFunc(ctx, func() { st.Close() })
 	defer stop()
-	if err := control.NewWriter(st).JSON(control.TypeJSON, req); err != nil {
+	if err := send(control.NewWriter(st)); err != nil {
 		return err
 	}
 	return control.ReadJSON(st, control.TypeJSON, reply)

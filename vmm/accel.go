@@ -28,10 +28,12 @@ type AccelProbe func(ctx context.Context) error
 // AccelOptions configures DetectAccel. Zero values are usable.
 type AccelOptions struct {
 	Force Accel // "" = auto; kvm or tcg = user override (--accel)
-	// CacheFile stores a canary verdict keyed by host boot, kernel and QEMU
-	// version; "" = no cache.
+	// CacheFile stores a canary verdict under CacheKey (host boot, kernel
+	// and QEMU version); "" = no cache. CacheKey is called only when a
+	// canary would run (it may be slow: it asks QEMU its version); nil or
+	// an error means no cache.
 	CacheFile string
-	CacheKey  string
+	CacheKey  func() (string, error)
 	// Probe runs the canary; nil = trust the static checks.
 	Probe        AccelProbe
 	ProbeTimeout time.Duration // 0 = 20 s
@@ -70,7 +72,16 @@ func DetectAccel(ctx context.Context, o AccelOptions) Verdict {
 	if o.Probe == nil {
 		return Verdict{Accel: AccelKVM, Reason: "/dev/kvm is usable"}
 	}
-	if v, ok := readVerdict(o.CacheFile, o.CacheKey); ok {
+	key := ""
+	if o.CacheKey != nil {
+		if k, err := o.CacheKey(); err == nil {
+			key = k
+		}
+	}
+	if key == "" {
+		o.CacheFile = ""
+	}
+	if v, ok := readVerdict(o.CacheFile, key); ok {
 		v.Cached = true
 		return v
 	}
@@ -85,7 +96,7 @@ func DetectAccel(ctx context.Context, o AccelOptions) Verdict {
 		v = Verdict{Accel: AccelTCG, Reason: fmt.Sprintf("/dev/kvm exists but a canary VM did not boot within %v (%v)", timeout, err), Probed: true}
 	}
 	if ctx.Err() == nil {
-		writeVerdict(o.CacheFile, o.CacheKey, v)
+		writeVerdict(o.CacheFile, key, v)
 	}
 	return v
 }

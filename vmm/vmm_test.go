@@ -106,7 +106,7 @@ func TestDetectAccel(t *testing.T) {
 	cache := filepath.Join(dir, "accel.json")
 	calls := 0
 	failing := func(ctx context.Context) error { calls++; return errors.New("hung") }
-	o := AccelOptions{DevKVM: dev, PVMModule: missing, Probe: failing, CacheFile: cache, CacheKey: "boot1"}
+	o := AccelOptions{DevKVM: dev, PVMModule: missing, Probe: failing, CacheFile: cache, CacheKey: func() (string, error) { return "boot1", nil }}
 	v = DetectAccel(ctx, o)
 	if v.Accel != AccelTCG || !v.Probed || !strings.Contains(v.Reason, "canary") {
 		t.Errorf("failed canary: %+v", v)
@@ -115,7 +115,7 @@ func TestDetectAccel(t *testing.T) {
 	if calls != 1 || !v.Cached || v.Accel != AccelTCG {
 		t.Errorf("cached verdict not used: calls %d %+v", calls, v)
 	}
-	o.CacheKey = "boot2"
+	o.CacheKey = func() (string, error) { return "boot2", nil }
 	o.Probe = func(context.Context) error { calls++; return nil }
 	v = DetectAccel(ctx, o)
 	if calls != 2 || v.Accel != AccelKVM || v.Cached {

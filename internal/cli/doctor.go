@@ -53,7 +53,8 @@ func runDoctor(ctx context.Context, g *globals) doctorReport {
 				Key string `json:"key"`
 				vmm.Verdict
 			}
-			if json.Unmarshal(b, &v) == nil && v.Key == vmm.BootID()+"/"+k.Version+"/"+qv {
+			key, _ := sandbox.AccelCacheKey(ctx, k.Version)
+			if json.Unmarshal(b, &v) == nil && key != "" && v.Key == key {
 				r.Accel = v.Verdict
 				r.Accel.Cached = true
 			}

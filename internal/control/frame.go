@@ -31,6 +31,7 @@ const (
 	TypeResize byte = 'W' // host → guest: Winsize JSON
 	TypeSignal byte = 'S' // host → guest: signal number, 4 bytes big-endian
 	TypeExit   byte = 'X' // guest → host: ExitStatus JSON; last frame of an exec
+	TypeData   byte = 'D' // host → guest: file contents following a Setup
 )
 
 // MaxFrame bounds one frame's payload. Data is chunked below it.
