@@ -20,3 +20,7 @@ echo "== host: $(uname -sr), workspace $ws"
 echo "== host sees the file the VM wrote: $(cat "$ws/from-vm.txt") ($(stat -c %U "$ws/from-vm.txt"))"
 "$bin" ls
 "$bin" stop -w "$ws"
+
+echo
+echo "== an ACP session, as an editor runs it: acp-sandbox -- AGENT, with a built-in scripted agent in the VM"
+"$bin" demo

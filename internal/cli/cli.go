@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/acp-sandbox/acp-sandbox/internal/control"
 	"github.com/acp-sandbox/acp-sandbox/sandbox"
 	"github.com/acp-sandbox/acp-sandbox/vmm"
 	"github.com/spf13/cobra"
@@ -71,10 +72,19 @@ func Main(args []string) int {
 
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
-		Use:   "acp-sandbox [flags] -- AGENT [ARGS...]",
+		Use: "acp-sandbox [flags] -- AGENT [ARGS...]",
+		Example: `  editor config: command "acp-sandbox", args ["--", "claude-agent-acp"]
+  acp-sandbox -- gemini --acp      (stdin not a terminal: speaks ACP)
+  acp-sandbox demo                 a full ACP session with a built-in agent`,
 		Short: "Run AI coding agents in a microVM per workspace",
 		Long: `acp-sandbox runs a coding agent inside a microVM that sees only your
 workspace (at the same path) and nothing else of your machine.
+
+As an editor's agent command, acp-sandbox -- AGENT [ARGS...] speaks ACP on
+stdin/stdout, runs AGENT in the workspace's VM and relays both ways: file
+reads and writes go through the editor (and its diff review), terminals the
+agent opens run inside the VM. With a terminal on stdin it runs AGENT
+interactively instead (for an agent's terminal login).
 
 The workspace is the current directory unless --workspace is given. The VM
 starts on first use and stays up for every later command until it idles out
@@ -94,7 +104,12 @@ Headless use:
 			if len(args) == 0 {
 				return cmd.Help()
 			}
-			return &exitError{code: 2, err: errors.New("ACP agent mode (acp-sandbox -- AGENT) is not available in this build yet; use `acp-sandbox run -- CMD` to run a command in the sandbox")}
+			if isTerminal(os.Stdin) {
+				// An editor re-running our command line for a terminal
+				// login, or a user trying it out: run it interactively.
+				return g.runInWorkspace(cmd.Context(), control.Exec{Argv: args, Env: []string{"NO_BROWSER=1"}})
+			}
+			return g.acpMode(cmd.Context(), args)
 		},
 	}
 	pf := root.PersistentFlags()
@@ -111,6 +126,7 @@ Headless use:
 		newRunCmd(g), newShellCmd(g), newStartCmd(g), newExecCmd(g),
 		newLsCmd(g), newStopCmd(g), newRmCmd(g), newLogsCmd(g),
 		newDoctorCmd(g), newSuperviseCmd(g), newVersionCmd(),
+		newDemoCmd(g), newDemoAgentCmd(),
 	)
 	return root
 }
@@ -148,6 +164,18 @@ func (g *globals) workspaceSandbox() (*sandbox.Sandbox, sandbox.Dirs, error) {
 		}
 	}
 	return sb, dirs, nil
+}
+
+// workspaceSandboxAt is workspaceSandbox for an explicit directory.
+func (g *globals) workspaceSandboxAt(ws string) (*sandbox.Sandbox, sandbox.Dirs, error) {
+	saved := g.workspace
+	defer func() { g.workspace = saved }()
+	g.workspace = ws
+	return g.workspaceSandbox()
+}
+
+func dial(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.Client, *sandbox.Status, error) {
+	return sandbox.Dial(ctx, sb)
 }
 
 // startArgs are the supervise flags that shape a new VM.

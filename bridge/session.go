@@ -1,0 +1,104 @@
+package bridge
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+
+	"github.com/acp-sandbox/acp-sandbox/acp"
+)
+
+type sessionParams struct {
+	SessionID             string            `json:"sessionId"`
+	Cwd                   string            `json:"cwd"`
+	AdditionalDirectories []string          `json:"additionalDirectories"`
+	MCPServers            []json.RawMessage `json:"mcpServers"`
+}
+
+type mcpServer struct {
+	Type    string `json:"type"`
+	Name    string `json:"name"`
+	Command string `json:"command"`
+	URL     string `json:"url"`
+}
+
+// checkSession vets session/new|load|resume: every root must be inside the
+// mounted workspace, and MCP servers the VM cannot reach are dropped with a
+// warning (a stdio server runs in the VM, so its command must exist there;
+// an http server on host loopback is not reachable from the VM).
+func (b *bridge) checkSession(ctx context.Context, m *acp.Message, req *editorRequest) ([]byte, error) {
+	var p sessionParams
+	if err := acp.UnmarshalStrict(m.Params, &p); err != nil {
+		return nil, fmt.Errorf("%s: bad params: %w", m.Method, err)
+	}
+	req.session = p.SessionID
+	var roots []string
+	for _, dir := range append([]string{p.Cwd}, p.AdditionalDirectories...) {
+		real, err := resolveInside(dir, []string{b.opt.Workspace})
+		if err != nil {
+			msg := fmt.Sprintf("%s: %v. Only the workspace %s is mounted in the sandbox VM; launch acp-sandbox with --workspace set to a directory that contains %s", m.Method, err, b.opt.Workspace, dir)
+			b.replyEditorError(m.ID, acp.InvalidParams, msg)
+			b.log.Warn("session refused", "method", m.Method, "dir", dir, "err", err)
+			return nil, errRefused
+		}
+		roots = append(roots, real)
+	}
+	req.roots = roots
+
+	kept := make([]json.RawMessage, 0, len(p.MCPServers))
+	for _, raw := range p.MCPServers {
+		var s mcpServer
+		if err := json.Unmarshal(raw, &s); err != nil {
+			req.warnings = append(req.warnings, "an MCP server entry could not be read and was removed")
+			continue
+		}
+		if why := b.mcpUnreachable(ctx, s); why != "" {
+			w := fmt.Sprintf("MCP server %q was removed: %s", s.Name, why)
+			req.warnings = append(req.warnings, w)
+			b.log.Warn(w)
+			continue
+		}
+		kept = append(kept, raw)
+	}
+	if len(kept) == len(p.MCPServers) {
+		return m.Raw, nil
+	}
+	return rewriteParams(m, func(obj map[string]json.RawMessage) error {
+		b, err := json.Marshal(kept)
+		obj["mcpServers"] = b
+		return err
+	})
+}
+
+// mcpUnreachable says why the VM cannot use an MCP server, or "".
+func (b *bridge) mcpUnreachable(ctx context.Context, s mcpServer) string {
+	switch s.Type {
+	case "", "stdio":
+		if s.Command == "" {
+			return "it has no command"
+		}
+		if b.opt.CommandExists == nil || !b.opt.CommandExists(ctx, s.Command) {
+			return fmt.Sprintf("its command %s does not exist inside the sandbox VM (it runs there, not on the host)", s.Command)
+		}
+	case "http", "sse":
+		u, err := url.Parse(s.URL)
+		if err != nil {
+			return "its URL does not parse"
+		}
+		if isLoopbackHost(u.Hostname()) {
+			return fmt.Sprintf("%s is on the host's loopback, which the sandbox VM cannot reach", s.URL)
+		}
+	}
+	return ""
+}
+
+func isLoopbackHost(h string) bool {
+	if strings.EqualFold(h, "localhost") || strings.HasSuffix(strings.ToLower(h), ".localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
