@@ -38,6 +38,10 @@ type Options struct {
 	// sandbox, e.g. [/usr/local/bin/acp-sandbox exec --sandbox ID];
 	// terminal/create commands are appended after `--`. Required.
 	ExecPrefix []string
+	// ExecEnv is the host environment ("K=V") the editor gives that
+	// command, so it finds this sandbox whatever the editor's own
+	// environment (e.g. XDG_STATE_HOME). Never secrets.
+	ExecEnv []string
 	// AuthPrefix re-enters acp-sandbox interactively to run an agent's
 	// terminal login inside the VM, e.g. [acp-sandbox run -w WS --].
 	// nil = leave terminal-auth commands alone.

@@ -15,8 +15,8 @@ import (
 //	acp-sandbox exec --sandbox ID [--cwd DIR] [--env K=V]... -- CMD ARGS...
 //
 // so the process runs inside the VM while the editor shows it live. The
-// environment travels as --env (into the VM), never as the host process's
-// environment.
+// environment the agent asked for travels as --env (into the VM), never as
+// the host process's environment, which gets only Options.ExecEnv.
 func (b *bridge) rewriteTerminal(p map[string]json.RawMessage) error {
 	var t struct {
 		Command string   `json:"command"`
@@ -62,7 +62,16 @@ func (b *bridge) rewriteTerminal(p map[string]json.RawMessage) error {
 	}
 	set("command", b.opt.ExecPrefix[0])
 	set("args", args)
-	delete(p, "env")
+	type envVar struct {
+		Name  string `json:"name"`
+		Value string `json:"value"`
+	}
+	hostEnv := []envVar{}
+	for _, kv := range b.opt.ExecEnv {
+		k, v, _ := strings.Cut(kv, "=")
+		hostEnv = append(hostEnv, envVar{k, v})
+	}
+	set("env", hostEnv)
 	// The editor starts our exec client on the host: the same path exists
 	// there (the workspace is shared at its host path); elsewhere, start it
 	// in the workspace.

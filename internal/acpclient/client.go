@@ -254,7 +254,11 @@ func (h *HostEditor) Handle(ctx context.Context, m *acp.Message) (any, error) {
 		Args       []string `json:"args"`
 		Cwd        string   `json:"cwd"`
 		TerminalID string   `json:"terminalId"`
-		Options    []struct {
+		Env        []struct {
+			Name  string `json:"name"`
+			Value string `json:"value"`
+		} `json:"env"`
+		Options []struct {
 			OptionID string `json:"optionId"`
 			Kind     string `json:"kind"`
 		} `json:"options"`
@@ -291,6 +295,12 @@ func (h *HostEditor) Handle(ctx context.Context, m *acp.Message) (any, error) {
 		t := &terminal{done: make(chan struct{})}
 		t.cmd = exec.Command(p.Command, p.Args...)
 		t.cmd.Dir = p.Cwd
+		if len(p.Env) > 0 {
+			t.cmd.Env = os.Environ()
+			for _, e := range p.Env {
+				t.cmd.Env = append(t.cmd.Env, e.Name+"="+e.Value)
+			}
+		}
 		t.cmd.Stdout, t.cmd.Stderr = &lockedWriter{b: &t.out, mu: &h.mu}, &lockedWriter{b: &t.out, mu: &h.mu}
 		if err := t.cmd.Start(); err != nil {
 			return nil, err

@@ -60,6 +60,7 @@ func (g *globals) acpMode(ctx context.Context, argv []string) error {
 	err = bridge.Run(ctx, bridge.Options{
 		Workspace:  sb.Workspace,
 		ExecPrefix: []string{exe, "exec", "--sandbox", sb.ID},
+		ExecEnv:    sandboxEnv(),
 		AuthPrefix: []string{exe, "run", "--workspace", sb.Workspace, "--"},
 		LogPath:    logPath,
 		Logger:     logger,
@@ -83,4 +84,16 @@ func (g *globals) acpMode(ctx context.Context, argv []string) error {
 		<-done
 	}
 	return err
+}
+
+// sandboxEnv is the environment that makes another acp-sandbox process find
+// the same sandboxes as this one.
+func sandboxEnv() []string {
+	var env []string
+	for _, k := range []string{"XDG_STATE_HOME", "XDG_RUNTIME_DIR"} {
+		if v := os.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+		}
+	}
+	return env
 }
