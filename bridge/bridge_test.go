@@ -34,7 +34,7 @@ func lines(r io.Reader) chan string {
 	go func() {
 		defer close(ch)
 		sc := bufio.NewScanner(r)
-		sc.Buffer(nil, 1<<20)
+		sc.Buffer(nil, 80<<20)
 		for sc.Scan() {
 			ch <- sc.Text()
 		}
@@ -437,4 +437,21 @@ func TestEditorHangsUp(t *testing.T) {
 		t.Errorf("Run after editor EOF: %v", err)
 	}
 	h.runErr <- nil
+}
+
+// A 64 MiB message (a big file read, say) passes intact both ways; unicode
+// included.
+func TestHugeLines(t *testing.T) {
+	h := newHarness(t, nil)
+	big := strings.Repeat("é0123456789abcdef", (64<<20)/18+1)
+	line := `{"jsonrpc":"2.0","method":"_x/big","params":{"text":"` + big + `"}}`
+	go io.WriteString(h.edW, line+"\n") // a pipe: the write waits for the reader
+	if got := h.agentGets(); got != line {
+		t.Fatalf("editor → agent: %d bytes arrived, %d sent", len(got), len(line))
+	}
+	resp := `{"jsonrpc":"2.0","id":1,"result":{"content":"` + big + `"}}`
+	go io.WriteString(h.agW, resp+"\n")
+	if got := h.editorGets(); got != resp {
+		t.Fatalf("agent → editor: %d bytes arrived, %d sent", len(got), len(resp))
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,4 +251,59 @@ func (w *syncWriter) String() string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.b.String()
+}
+
+// The VM dying under a running agent: the pending request gets an error
+// (not a hang), and acp-sandbox exits non-zero.
+func TestBridgeVMDeath(t *testing.T) {
+	e := vmtest.NewEnv(t)
+	ws := e.Workspace()
+	c, _ := startACP(t, e, ws, &acpclient.HostEditor{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	session := initSession(t, ctx, c, ws)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := prompt(ctx, c, session, "say waiting\nsleep 600000")
+		errc <- err
+	}()
+	for !strings.Contains(c.Text(session), "waiting") && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	pids := e.QEMUPids()
+	if len(pids) != 1 {
+		t.Fatalf("QEMU pids %v", pids)
+	}
+	killed := time.Now()
+	syscall.Kill(pids[0], syscall.SIGKILL)
+	err := <-errc
+	t.Logf("error reached the client %v after the VM died", time.Since(killed).Round(time.Millisecond))
+	var we *acp.WireError
+	if !errors.As(err, &we) || !strings.Contains(we.Message, "agent exited") {
+		t.Fatalf("pending prompt after VM death: %v", err)
+	}
+	if werr := c.Wait(); werr == nil {
+		t.Error("acp-sandbox exited 0 after its VM died")
+	}
+}
+
+// The editor closing its side stops the agent but leaves the VM for the
+// next connection.
+func TestBridgeEditorCloses(t *testing.T) {
+	e := vmtest.NewEnv(t)
+	ws := e.Workspace()
+	c, _ := startACP(t, e, ws, &acpclient.HostEditor{})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	initSession(t, ctx, c, ws)
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("acp-sandbox after editor EOF: %v", err)
+	}
+	if len(e.QEMUPids()) != 1 {
+		t.Fatal("the VM should stay up after the editor leaves")
+	}
+	out := e.MustRun(ws, "exec", "--", "sh", "-c", "ps -eo user,args | grep -c '[d]emo-agent' || true")
+	if strings.TrimSpace(out) != "0" {
+		t.Errorf("the agent still runs in the VM after the editor left: %s", out)
+	}
 }
