@@ -219,6 +219,29 @@ true`
 		}
 	})
 
+	t.Run("agent command with a terminal runs interactively", func(t *testing.T) {
+		// What an editor does for an agent's terminal login: our own
+		// command line again, with a TTY.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := e.Command(ctx, ws, "--", "sh", "-c", "test -t 0 && echo interactive-in-$(uname -r)")
+		f, err := pty.Start(cmd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		done := make(chan struct{})
+		go func() { _, _ = out.ReadFrom(f); close(done) }()
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("acp-sandbox -- CMD with a TTY: %v", err)
+		}
+		f.Close()
+		<-done
+		if !strings.Contains(out.String(), "interactive-in-6.") {
+			t.Errorf("output %q", out.String())
+		}
+	})
+
 	t.Run("concurrent exec", func(t *testing.T) {
 		var wg sync.WaitGroup
 		outs := make([]string, 4)
