@@ -81,6 +81,9 @@ import (
 type options struct {
 	runs, execs, files int
 	json, keep         bool
+	// The bridge group's.
+	rtts, notifs, lineMiB, faults int
+	runtime, bridge               bool // the groups to run
 }
 
 func main() {
@@ -90,9 +93,25 @@ func main() {
 	flag.IntVar(&o.files, "files", 2000, "files in the walked workspace tree")
 	flag.BoolVar(&o.json, "json", false, "print the report as JSON")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (logs, workspaces) for inspection")
+	flag.IntVar(&o.notifs, "notifications", 10000, "session/update notifications per throughput round (bridge)")
+	flag.IntVar(&o.rtts, "rtts", 1000, "request round trips per arm (bridge)")
+	flag.IntVar(&o.lineMiB, "line", 64, "size of the line of the memory figure, MiB (bridge)")
+	flag.IntVar(&o.faults, "faults", 3, "agent crashes and QEMU kills per arm (bridge)")
+	only := flag.String("only", "", "run one group of figures: runtime or bridge (default both)")
 	flag.Parse()
-	if o.runs < 1 || o.execs < 1 || o.files < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -n, -execs and -files must be positive")
+	if o.runs < 1 || o.execs < 1 || o.files < 1 || o.notifs < 1 || o.rtts < 1 || o.lineMiB < 1 || o.faults < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -n, -execs, -files, -notifications, -rtts, -line and -faults must be positive")
+		os.Exit(2)
+	}
+	switch *only {
+	case "":
+		o.runtime, o.bridge = true, true
+	case "runtime":
+		o.runtime = true
+	case "bridge":
+		o.bridge = true
+	default:
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want runtime or bridge\n", *only)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -114,7 +133,14 @@ func progress(format string, args ...any) {
 
 // run does the whole benchmark; failures end up in the report's Error.
 func run(ctx context.Context, o options) (rep *Report) {
-	rep = &Report{Started: time.Now(), Runs: o.runs, Execs: o.execs, Files: o.files}
+	rep = &Report{Started: time.Now(), Runs: o.runs, Execs: o.execs, Files: o.files,
+		Notifications: o.notifs, RTTs: o.rtts, LineMiB: o.lineMiB, Faults: o.faults}
+	if o.runtime {
+		rep.Groups = append(rep.Groups, "runtime")
+	}
+	if o.bridge {
+		rep.Groups = append(rep.Groups, "bridge")
+	}
 	rep.Host.CPUs = runtime.NumCPU()
 	rep.Host.LoadBefore = loadavg()
 	ucache, err := os.UserCacheDir()

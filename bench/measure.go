@@ -40,24 +40,35 @@ type bench struct {
 	files  string     // its walked tree
 
 	walkCfg vmm.Config // the bare walk VM: bareinit, the workspace share
+
+	bws string // the bridge group's workspace
+}
+
+type phase struct {
+	name string
+	fn   func(context.Context) error
 }
 
 func (b *bench) all(ctx context.Context) error {
-	progress("building acp-sandbox, walker and bareinit (static) in %s", b.e.root)
+	progress("building acp-sandbox, walker, bareinit and lines (static) in %s", b.e.root)
 	if err := b.e.build(ctx); err != nil {
 		return err
 	}
 	b.rep.Host.QEMU = qemuVersion(ctx)
-	for _, phase := range []struct {
-		name string
-		fn   func(context.Context) error
-	}{
-		{"warm-up", b.warmUp},
-		{"cold start", b.coldStart},
-		{"workspace", b.prepareWorkspace},
-		{"bare walk initramfs", b.bareInitramfs},
-		{"running sandbox", b.running},
-	} {
+	var phases []phase
+	if b.o.runtime {
+		phases = append(phases,
+			phase{"warm-up", b.warmUp},
+			phase{"cold start", b.coldStart},
+			phase{"workspace", b.prepareWorkspace},
+			phase{"bare walk initramfs", b.bareInitramfs},
+			phase{"running sandbox", b.running},
+		)
+	}
+	if b.o.bridge {
+		phases = append(phases, b.bridgePhases()...)
+	}
+	for _, phase := range phases {
 		if err := phase.fn(ctx); err != nil {
 			return fmt.Errorf("%s: %w", phase.name, err)
 		}

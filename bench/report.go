@@ -51,6 +51,7 @@ func (s samples) pct(p float64) float64 {
 const (
 	unitSeconds = "s"
 	unitBytes   = "bytes"
+	unitRate    = "lines/s" // messages (lines) per second
 )
 
 // Row is one figure of the report. Value is the headline statistic (a
@@ -86,6 +87,20 @@ func (r Row) goalRatio(limit float64) Row {
 	return r
 }
 
+// goalRatioMin wants the ratio at least limit (rates: higher is better).
+func (r Row) goalRatioMin(limit float64) Row {
+	ok := r.Ratio >= limit
+	r.Goal, r.OK = ">= "+strconv.FormatFloat(limit, 'g', -1, 64)+"x", &ok
+	return r
+}
+
+// goalOver judges how much the value exceeds the baseline.
+func (r Row) goalOver(limit float64) Row {
+	ok := r.Value-r.Baseline <= limit
+	r.Goal, r.OK = "<= baseline + "+format(r.Unit, limit), &ok
+	return r
+}
+
 func (r Row) goalAbs(limit float64) Row {
 	ok := r.Value <= limit
 	r.Goal, r.OK = "<= "+format(r.Unit, limit), &ok
@@ -105,15 +120,21 @@ type Host struct {
 
 // Report is the whole run; -json prints it as is.
 type Report struct {
-	Started   time.Time `json:"started"`
-	Seconds   float64   `json:"seconds"`
-	Host      Host      `json:"host"`
-	Runs      int       `json:"runs"`
-	Execs     int       `json:"execs"`
-	Files     int       `json:"files"`
-	Results   []Row     `json:"results"`
-	Breakdown []Row     `json:"breakdown"`
-	Notes     []string  `json:"notes"`
+	Started time.Time `json:"started"`
+	Seconds float64   `json:"seconds"`
+	Host    Host      `json:"host"`
+	Groups  []string  `json:"groups"`
+	Runs    int       `json:"runs"`
+	Execs   int       `json:"execs"`
+	Files   int       `json:"files"`
+	// The bridge group's parameters.
+	Notifications int      `json:"notifications"`
+	RTTs          int      `json:"rtts"`
+	LineMiB       int      `json:"lineMiB"`
+	Faults        int      `json:"faults"`
+	Results       []Row    `json:"results"`
+	Breakdown     []Row    `json:"breakdown"`
+	Notes         []string `json:"notes"`
 	// LeftoverQEMU lists QEMU processes the cleanup had to kill; it must be
 	// empty.
 	LeftoverQEMU []int  `json:"leftoverQemu"`
@@ -127,6 +148,8 @@ func format(unit string, v float64) string {
 	switch unit {
 	case unitBytes:
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
+	case unitRate:
+		return fmt.Sprintf("%.0f /s", v)
 	case unitSeconds:
 		switch a := math.Abs(v); {
 		case a >= 1:

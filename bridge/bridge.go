@@ -72,7 +72,7 @@ type Editor struct {
 }
 
 // ErrAgentExited is returned by Run when the agent ended first.
-var ErrAgentExited = errors.New("agent exited")
+var ErrAgentExited = errors.New("the agent exited")
 
 // Run relays until the editor closes its side (returns nil after the agent
 // has been told to stop) or the agent ends (every pending editor request
@@ -126,16 +126,16 @@ func (b *bridge) run(ctx context.Context) error {
 		case <-time.After(5 * time.Second):
 			cause = errors.New("it closed its stdout")
 		}
-		msg := "the agent exited"
+		detail := ""
 		if cause != nil {
-			msg = fmt.Sprintf("the agent exited: %v", cause)
+			detail = fmt.Sprintf(": %v", cause)
 		}
 		if b.opt.LogPath != "" {
-			msg += "; its log: " + b.opt.LogPath
+			detail += "; its log: " + b.opt.LogPath
 		}
 		b.log.Error("agent ended", "cause", cause)
-		b.failPending(msg)
-		return fmt.Errorf("%w: %s", ErrAgentExited, msg)
+		b.failPending(ErrAgentExited.Error() + detail)
+		return fmt.Errorf("%w%s", ErrAgentExited, detail)
 	}
 }
 

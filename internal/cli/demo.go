@@ -90,6 +90,10 @@ func (g *globals) demo(ctx context.Context, keep bool) error {
 	}
 	if !keep {
 		defer func() {
+			// Its own context: the demo's may have ended (that is
+			// often why we are here).
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
 			if sb, _, err := g.workspaceSandboxAt(ws); err == nil {
 				if cl, _, err := dial(ctx, sb); err == nil {
 					_ = cl.Stop(ctx)

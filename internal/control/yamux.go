@@ -11,10 +11,12 @@ import (
 func YamuxConfig(logw io.Writer) *yamux.Config {
 	c := yamux.DefaultConfig()
 	// The guest never speaks first and the host watches QEMU itself; under
-	// TCG a busy guest can stall long enough to trip keepalives.
+	// TCG on a loaded host a guest can stall for long stretches, and
+	// yamux's timers would then close the whole session (every exec and
+	// the agent with it). Deadlines live on the callers' contexts instead.
 	c.EnableKeepAlive = false
-	c.ConnectionWriteTimeout = time.Minute
-	c.StreamOpenTimeout = time.Minute
+	c.StreamOpenTimeout = 0
+	c.ConnectionWriteTimeout = 5 * time.Minute
 	c.MaxStreamWindowSize = 1 << 20
 	c.LogOutput = logw
 	return c

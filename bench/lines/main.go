@@ -1,0 +1,63 @@
+// Command lines is the raw-channel baseline of the bench's bridge
+// throughput figure. The bench copies this static binary into a workspace
+// and runs it in the sandbox with `acp-sandbox exec -i`, with no ACP bridge
+// in between. For each request line "MODE PATH" on stdin it writes the file
+// PATH to stdout:
+//
+//	lines  one write per line, as an ACP agent writes its messages
+//	bulk   64 KiB writes, as cat does
+//
+// The file is read once and kept, so a request costs only the writes: the
+// process is already running, as the agent is when a prompt arrives. EOF
+// on stdin ends it.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strings"
+)
+
+func main() {
+	files := map[string][]byte{}
+	in := bufio.NewScanner(os.Stdin)
+	for in.Scan() {
+		mode, path, _ := strings.Cut(in.Text(), " ")
+		data, ok := files[path]
+		if !ok {
+			var err error
+			if data, err = os.ReadFile(path); err != nil {
+				fmt.Fprintln(os.Stderr, "lines:", err)
+				os.Exit(1)
+			}
+			files[path] = data
+		}
+		var err error
+		switch mode {
+		case "lines":
+			for rest := data; len(rest) > 0 && err == nil; {
+				n := bytes.IndexByte(rest, '\n') + 1
+				if n == 0 {
+					n = len(rest)
+				}
+				_, err = os.Stdout.Write(rest[:n])
+				rest = rest[n:]
+			}
+		case "bulk":
+			for rest := data; len(rest) > 0 && err == nil; {
+				n := min(len(rest), 64<<10)
+				_, err = os.Stdout.Write(rest[:n])
+				rest = rest[n:]
+			}
+		default:
+			fmt.Fprintf(os.Stderr, "lines: unknown mode %q\n", mode)
+			os.Exit(2)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "lines:", err)
+			os.Exit(1)
+		}
+	}
+}
