@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -466,7 +467,10 @@ func (b *bench) bridgeFlow(ctx context.Context) error {
 	}
 	fb, fl := get(flow, armBridge), get(flow, armLines)
 	tput := Row{Name: fmt.Sprintf("bridge: %d notifications, rate (median of %d)", n, len(fb.ds)), Unit: unitRate, Value: rate(fb), Samples: durs(fb.ds)}
-	b.rep.Results = append(b.rep.Results, tput.withBaseline("exec -i, same lines", rate(fl)).goalRatioMin(0.5))
+	same := Row{Name: "bridge: notification rate, same agent without bridge", Unit: unitRate, Value: rate(fb)}
+	b.rep.Results = append(b.rep.Results,
+		tput.withBaseline("exec -i, same lines", rate(fl)).goalRatioMin(0.5),
+		same.withBaseline("exec -i agent", rate(get(flow, armVM))))
 	for _, a := range flow {
 		own := "its process"
 		if a.name == armHost {
@@ -576,61 +580,85 @@ func gcPeak(trace string) (heap, goal float64, n int) {
 	return heap, goal, n
 }
 
-// bridgeMemory sends one -line MiB notification through a fresh bridge
-// (editor → agent) and then a prompt `say` of the same size (editor →
-// agent, then the agent's update back), and reads the bridge process's
-// peak RSS over its RSS before each.
-func (b *bench) bridgeMemory(ctx context.Context) error {
-	size := b.o.lineMiB << 20
-	progress("bridge memory: one %d MiB notification, then a %d MiB say", b.o.lineMiB, b.o.lineMiB)
+// memRun is one big line through a fresh bridge: its RSS before, its peak
+// (VmHWM) after, what gctrace said of its heap, and how long it took.
+type memRun struct {
+	base, peak, gcHeap, gcGoal float64
+	gcs                        int
+	took                       time.Duration
+}
+
+func (m memRun) gcNote() string {
+	if m.gcs == 0 {
+		return "no GC ran"
+	}
+	return fmt.Sprintf("Go heap %s at the largest GC start, goal up to %s (%d GCs, gctrace)",
+		format(unitBytes, m.gcHeap), format(unitBytes, m.gcGoal), m.gcs)
+}
+
+// memOnce starts a bridge (with GODEBUG=gctrace=1) and an agent session,
+// resets its VmHWM, runs send and reads the peak.
+func (b *bench) memOnce(ctx context.Context, send func(context.Context, *agentPeer) error) (memRun, error) {
+	var m memRun
 	p, err := b.startAgent(ctx, armBridge, b.bridgeArgv(), "GODEBUG=gctrace=1")
 	if err != nil {
-		return err
+		return m, err
 	}
 	defer p.close()
-	pid := p.c.Process().Pid
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Minute)
 	defer cancel()
+	pid := p.c.Process().Pid
+	if m.base, _, err = rss(pid); err != nil {
+		return m, err
+	}
+	if err := resetPeak(pid); err != nil {
+		return m, fmt.Errorf("reset VmHWM: %w", err)
+	}
+	from := p.stderr.size()
+	start := time.Now()
+	if err := send(ctx, p); err != nil {
+		return m, err
+	}
+	m.took = time.Since(start)
+	if _, m.peak, err = rss(pid); err != nil {
+		return m, err
+	}
+	m.gcHeap, m.gcGoal, m.gcs = gcPeak(p.stderr.since(from))
+	return m, nil
+}
 
-	// measure runs send with the peak reset, then reads it.
-	type mem struct {
-		base, peak, gcHeap, gcGoal float64
-		gcs                        int
-		took                       time.Duration
+// readerAlloc is what acp.Reader, which the bridge reads each direction
+// with, allocates to read line, measured in this process.
+func readerAlloc(line []byte) (float64, error) {
+	r := acp.NewReader(io.MultiReader(bytes.NewReader(line), strings.NewReader("\n")), 0)
+	var m0, m1 runtime.MemStats
+	runtime.ReadMemStats(&m0)
+	got, err := r.ReadLine()
+	runtime.ReadMemStats(&m1)
+	if err != nil || len(got) != len(line) {
+		return 0, fmt.Errorf("acp.Reader read %d of %d bytes: %v", len(got), len(line), err)
 	}
-	measure := func(send func() error) (mem, error) {
-		var m mem
-		var err error
-		if m.base, _, err = rss(pid); err != nil {
-			return m, err
-		}
-		if err := resetPeak(pid); err != nil {
-			return m, fmt.Errorf("reset VmHWM: %w", err)
-		}
-		from := p.stderr.size()
-		start := time.Now()
-		if err := send(); err != nil {
-			return m, err
-		}
-		m.took = time.Since(start)
-		if _, m.peak, err = rss(pid); err != nil {
-			return m, err
-		}
-		m.gcHeap, m.gcGoal, m.gcs = gcPeak(p.stderr.since(from))
-		return m, nil
-	}
+	return float64(m1.TotalAlloc - m0.TotalAlloc), nil
+}
+
+// bridgeMemory sends one -line MiB notification through a fresh bridge
+// (editor → agent), then a prompt `say` of about that size through another
+// (editor → agent, then the agent's update back), and reads each bridge
+// process's peak RSS over its RSS before.
+func (b *bench) bridgeMemory(ctx context.Context) error {
+	size := b.o.lineMiB << 20
 	const prefix, suffix = `{"jsonrpc":"2.0","method":"_acp_sandbox_bench/blob","params":{"data":"`, `"}}`
-	in, err := measure(func() error {
-		line := make([]byte, 0, size)
-		line = append(line, prefix...)
-		line = append(line, bytes.Repeat([]byte("x"), size-len(prefix)-len(suffix))...)
-		line = append(line, suffix...)
+	line := make([]byte, 0, size)
+	line = append(line, prefix...)
+	line = append(line, bytes.Repeat([]byte("x"), size-len(prefix)-len(suffix))...)
+	line = append(line, suffix...)
+	progress("bridge memory: one %d MiB notification", b.o.lineMiB)
+	in, err := b.memOnce(ctx, func(ctx context.Context, p *agentPeer) error {
 		if err := p.c.Send(line); err != nil {
 			return p.fail("send", err)
 		}
 		// Lines keep their order: the answer means the agent has read it.
-		_, err := p.c.Call(ctx, "authenticate", map[string]any{"methodId": "demo-login"})
-		if err != nil {
+		if _, err := p.c.Call(ctx, "authenticate", map[string]any{"methodId": "demo-login"}); err != nil {
 			return p.fail("authenticate after the big line", err)
 		}
 		return nil
@@ -638,14 +666,19 @@ func (b *bench) bridgeMemory(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	alloc, err := readerAlloc(line)
+	if err != nil {
+		return err
+	}
+	line = nil
+	progress("bridge memory: a %d MiB say, in and out", b.o.lineMiB)
 	text := strings.Repeat("y", size-200) // the prompt's line is about size
-	out, err := measure(func() error {
+	out, err := b.memOnce(ctx, func(ctx context.Context, p *agentPeer) error {
 		before := len(p.c.Updates())
 		if _, err := p.prompt(ctx, "say "+text); err != nil {
 			return p.fail("say", err)
 		}
-		ups := p.c.Updates()[before:]
-		if len(ups) != 1 || len(ups[0].Raw) < len(text) {
+		if ups := p.c.Updates()[before:]; len(ups) != 1 || len(ups[0].Raw) < len(text) {
 			return fmt.Errorf("bridge: say %d bytes: %d updates back", len(text), len(ups))
 		}
 		return nil
@@ -655,21 +688,16 @@ func (b *bench) bridgeMemory(ctx context.Context) error {
 	}
 	row := Row{Name: fmt.Sprintf("bridge: peak RSS − RSS before, one %d MiB line in", b.o.lineMiB), Unit: unitBytes, Value: in.peak - in.base}
 	b.rep.Results = append(b.rep.Results, row.withBaseline("the line", float64(size)).goalRatio(2))
-	gcNote := func(m mem) string {
-		if m.gcs == 0 {
-			return "no GC ran"
-		}
-		return fmt.Sprintf("Go heap: %s at the largest GC start, goal up to %s (%d GCs, gctrace)",
-			format(unitBytes, m.gcHeap), format(unitBytes, m.gcGoal), m.gcs)
-	}
-	mbps := func(m mem) string { return fmt.Sprintf("%.1f MB/s", float64(size)/1e6/m.took.Seconds()) }
+	mbps := func(m memRun) string { return fmt.Sprintf("%.1f MB/s", float64(size)/1e6/m.took.Seconds()) }
 	b.rep.Breakdown = append(b.rep.Breakdown,
-		Row{Name: "mem: bridge RSS before the line", Unit: unitBytes, Value: in.base, Note: "initialized, one session"},
-		Row{Name: "mem: bridge peak RSS (VmHWM), line in", Unit: unitBytes, Value: in.peak, Note: gcNote(in)},
-		Row{Name: "mem: line in, send → agent's next answer", Unit: unitSeconds, Value: in.took.Seconds(), Note: mbps(in)},
-		Row{Name: "mem: peak − before, say in and out", Unit: unitBytes, Value: out.peak - out.base,
-			Note: fmt.Sprintf("%.2fx one line; a %d MiB prompt in, its %d MiB update out; %s", (out.peak-out.base)/float64(size), b.o.lineMiB, b.o.lineMiB, gcNote(out))},
-		Row{Name: "mem: say, prompt → response", Unit: unitSeconds, Value: out.took.Seconds(), Note: "guest agent decodes and re-encodes the text"},
+		Row{Name: "mem: line in: bridge RSS before", Unit: unitBytes, Value: in.base, Note: "initialized, one session"},
+		Row{Name: "mem: line in: bridge peak RSS (VmHWM)", Unit: unitBytes, Value: in.peak, Note: in.gcNote()},
+		Row{Name: "mem: line in: acp.Reader allocations", Unit: unitBytes, Value: alloc,
+			Note: fmt.Sprintf("%.2fx the line; one ReadLine of it in the bench process (MemStats.TotalAlloc)", alloc/float64(size))},
+		Row{Name: "mem: line in: send → agent's next answer", Unit: unitSeconds, Value: in.took.Seconds(), Note: mbps(in)},
+		Row{Name: "mem: say in and out: peak − before", Unit: unitBytes, Value: out.peak - out.base,
+			Note: fmt.Sprintf("%.2fx one line; a fresh bridge; RSS before %s; %s", (out.peak-out.base)/float64(size), format(unitBytes, out.base), out.gcNote())},
+		Row{Name: "mem: say in and out: prompt → response", Unit: unitSeconds, Value: out.took.Seconds(), Note: "the guest agent decodes and re-encodes the text"},
 	)
 	return nil
 }

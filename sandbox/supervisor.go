@@ -288,10 +288,42 @@ func (s *supervisor) boot(ctx context.Context) error {
 	if err := os.Chown(s.sb.Home(), uid, gid); err != nil && os.Getuid() == 0 {
 		return err
 	}
+	s.opt.Progress("booting the sandbox VM (%s)", s.verdict.Accel)
+	// Under TCG on a loaded host an early-boot hang happens now and then
+	// (DESIGN.md §4); a second attempt boots. A VM that fails outright
+	// (QEMU exits) is not retried: that failure repeats.
+	for attempt := 1; attempt <= bootAttempts; attempt++ {
+		err = s.bootOnce(ctx, param)
+		if err == nil || !errors.Is(err, errBootTimeout) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("the VM did not come up in time; retrying", "attempt", attempt, "err", err)
+		if attempt < bootAttempts {
+			s.opt.Progress("the VM did not come up within %v; booting it again", bootAttemptTimeout)
+		}
+		if s.sess != nil {
+			s.sess.Close()
+		}
+		_ = s.machine.Kill()
+		<-s.machine.Done()
+	}
+	return err
+}
+
+// Boot deadline per attempt: TCG boots take 2–15 s here even with five
+// VMs booting at once.
+const (
+	bootAttempts       = 2
+	bootAttemptTimeout = 90 * time.Second
+)
+
+var errBootTimeout = errors.New("timed out")
+
+func (s *supervisor) bootOnce(ctx context.Context, param string) error {
 	for _, p := range []string{s.sb.ControlSocket(), s.sb.QMPSocket()} {
 		_ = os.Remove(p)
 	}
-	s.opt.Progress("booting the sandbox VM (%s)", s.verdict.Accel)
+	var err error
 	s.machine, err = vmm.Start(vmm.Config{
 		Kernel: s.kernel.Vmlinux, Initrd: s.initrd, Cmdline: param, Accel: s.verdict.Accel,
 		CPUs: s.opt.CPUs, MemoryMiB: s.opt.MemoryMiB,
@@ -307,11 +339,11 @@ func (s *supervisor) boot(ctx context.Context) error {
 		return err
 	}
 	_ = os.WriteFile(s.sb.QEMUPidFile(), []byte(strconv.Itoa(s.machine.Pid())+"\n"), 0o600)
-	bctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	bctx, cancel := context.WithTimeout(ctx, bootAttemptTimeout)
 	defer cancel()
 	conn, err := s.machine.ConnectControl(bctx)
 	if err != nil {
-		return err
+		return s.bootFailure(bctx, err)
 	}
 	s.sess, err = yamux.Client(conn, control.YamuxConfig(io.Discard))
 	if err != nil {
@@ -321,7 +353,7 @@ func (s *supervisor) boot(ctx context.Context) error {
 	// its port: that is "booted".
 	var reply control.Reply
 	if err := s.call(bctx, control.Request{Op: control.OpHello, Hello: &control.Hello{Version: s.version}}, &reply); err != nil {
-		return s.bootFailure(err)
+		return s.bootFailure(bctx, err)
 	}
 	if reply.Hello == nil || reply.Hello.Version != s.version {
 		return fmt.Errorf("guest runs binary version %v, host %s: stale initramfs cache; remove %s", reply.Hello, s.version, filepath.Dir(s.initrd))
@@ -330,14 +362,18 @@ func (s *supervisor) boot(ctx context.Context) error {
 }
 
 // bootFailure explains a VM that never answered: QEMU's error or the tail
-// of the guest console.
-func (s *supervisor) bootFailure(err error) error {
+// of the guest console. A deadline that passed while QEMU still ran wraps
+// errBootTimeout.
+func (s *supervisor) bootFailure(bctx context.Context, err error) error {
 	select {
 	case <-s.machine.Done():
 		err = s.machine.Err()
 	default:
+		if bctx.Err() != nil {
+			err = fmt.Errorf("%w after %v", errBootTimeout, bootAttemptTimeout)
+		}
 	}
-	return fmt.Errorf("the VM did not come up (%v); console tail:\n%s", err, vmm.Tail(s.sb.ConsoleLog(), 15))
+	return fmt.Errorf("the VM did not come up (%w); console tail:\n%s", err, vmm.Tail(s.sb.ConsoleLog(), 15))
 }
 
 func (s *supervisor) setupGuest(ctx context.Context) error {
@@ -348,8 +384,10 @@ func (s *supervisor) setupGuest(ctx context.Context) error {
 	setup.TimeUnixNano = time.Now().UnixNano()
 	var reply control.Reply
 	send := func(w *control.Writer) error { return control.WriteSetup(w, setup) }
-	if err := s.exchange(ctx, send, &reply); err != nil {
-		return s.bootFailure(err)
+	sctx, cancel := context.WithTimeout(ctx, bootAttemptTimeout)
+	defer cancel()
+	if err := s.exchange(sctx, send, &reply); err != nil {
+		return s.bootFailure(sctx, err)
 	}
 	if reply.Error != "" {
 		return errors.New(reply.Error)
