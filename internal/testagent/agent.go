@@ -49,6 +49,7 @@ type agent struct {
 	cancels    map[string]context.CancelFunc // by session
 	initParams json.RawMessage
 	sessions   int
+	closed     chan struct{} // the client hung up: pending calls give up
 }
 
 // Main runs the agent on stdio and returns its exit code.
@@ -56,10 +57,12 @@ func Main(stdin io.Reader, stdout, stderr io.Writer) int {
 	a := &agent{
 		w: acp.NewWriter(stdout), stdout: stdout, log: stderr,
 		pending: map[string]chan *acp.Message{}, cancels: map[string]context.CancelFunc{},
+		closed: make(chan struct{}),
 	}
 	r := acp.NewReader(stdin, 0)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer close(a.closed) // runs first: waiting handlers give up
 	for {
 		line, err := r.ReadLine()
 		if err != nil {
@@ -230,6 +233,8 @@ func (a *agent) call(ctx context.Context, method string, params any) (json.RawMe
 		return m.Result, nil
 	case <-ctx.Done():
 		return nil, ctx.Err()
+	case <-a.closed:
+		return nil, errors.New("the client hung up")
 	}
 }
 
