@@ -27,6 +27,7 @@ type env struct {
 	walker   string // static bench/walker
 	bareinit string // static bench/bareinit
 	lines    string // static bench/lines
+	linemem  string // static bench/linemem
 	home     string
 	state    string // XDG_STATE_HOME
 	runtime  string // XDG_RUNTIME_DIR
@@ -48,6 +49,7 @@ func newEnv(cache string) (*env, error) {
 		walker:   filepath.Join(root, "bin", "walker"),
 		bareinit: filepath.Join(root, "bin", "bareinit"),
 		lines:    filepath.Join(root, "bin", "lines"),
+		linemem:  filepath.Join(root, "bin", "linemem"),
 		home:     filepath.Join(root, "home"),
 		runtime:  filepath.Join(root, "rt"),
 		cache:    cache,
@@ -95,8 +97,8 @@ func (e *env) mkdir(name string) (string, error) {
 	return p, nil
 }
 
-// build compiles the static acp-sandbox, walker, bareinit and lines
-// binaries from the module this bench belongs to.
+// build compiles the static acp-sandbox, walker, bareinit, lines and
+// linemem binaries from the module this bench belongs to.
 func (e *env) build(ctx context.Context) error {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
@@ -107,7 +109,7 @@ func (e *env) build(ctx context.Context) error {
 		return errors.New("run the bench from inside the acp-sandbox module (go run ./bench)")
 	}
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Dir(e.bin)+"/",
-		"./cmd/acp-sandbox", "./bench/walker", "./bench/bareinit", "./bench/lines")
+		"./cmd/acp-sandbox", "./bench/walker", "./bench/bareinit", "./bench/lines", "./bench/linemem")
 	cmd.Dir = filepath.Dir(gomod)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

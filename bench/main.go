@@ -4,7 +4,12 @@
 // and the exit status does not depend on the goals: compare ratios, which
 // cancel most of the machine's speed and load, not absolute times.
 //
-//	go run ./bench [-n 5] [-execs 50] [-files 2000] [-json] [-keep]
+//	go run ./bench [-only runtime|bridge] [-n 5] [-execs 50] [-files 2000]
+//	    [-notifications 10000] [-rtts 1000] [-line 64] [-faults 3] [-json] [-keep]
+//
+// Two groups of figures: runtime (below; -n, -execs, -files) and bridge
+// (bridge.go; -n, -notifications, -rtts, -line, -faults), both by
+// default.
 //
 // Everything runs with a private HOME, XDG_STATE_HOME and XDG_RUNTIME_DIR
 // in a temp dir; XDG_CACHE_HOME is ~/.cache/acp-sandbox-bench, shared by
@@ -15,7 +20,7 @@
 // VM is stopped at the end, also after an error or Ctrl-C, and the run
 // checks that no QEMU of its own is left.
 //
-// The four measurements:
+// The runtime group's four measurements:
 //
 //  1. Cold start. `acp-sandbox run -q -- true` in a fresh workspace with no
 //     sandbox running: CLI, supervisor spawn, VM boot, PID 1's module
@@ -59,6 +64,13 @@
 //  4. Supervisor memory. VmRSS of the supervisor process (the pid in
 //     `ls --json`, QEMU excluded) after the exec and walk runs, against a
 //     goal of 40 MiB; QEMU's RSS is shown as the baseline for scale.
+//
+// The bridge group measures `acp-sandbox -- /init demo-agent` (the ACP
+// bridge, with the scripted agent) against the same agent on the host and
+// against the raw control channel (`acp-sandbox exec -i`): the rate of
+// session/update notifications, request round trips, the bridge's peak RSS
+// for one huge line, and how fast a prompt fails when the agent crashes or
+// QEMU is killed. See bridge.go and README.md.
 package main
 
 import (

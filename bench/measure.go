@@ -50,7 +50,7 @@ type phase struct {
 }
 
 func (b *bench) all(ctx context.Context) error {
-	progress("building acp-sandbox, walker, bareinit and lines (static) in %s", b.e.root)
+	progress("building acp-sandbox and the bench helpers (static) in %s", b.e.root)
 	if err := b.e.build(ctx); err != nil {
 		return err
 	}

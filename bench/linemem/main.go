@@ -1,8 +1,9 @@
 // Command linemem splits the bench's bridge memory figure: in a fresh
 // process, it runs one part of the bridge's host-side path for one long
-// line and prints "base=B peak=P", the process's VmRSS before the line
-// and its VmHWM after (bytes). The line comes on stdin, as the editor
-// sends it to the bridge.
+// line and prints "base=B peak=P bytes=N alloc=A": the process's VmRSS
+// before the line and its VmHWM after, the line's size and the bytes the
+// process allocated (runtime.MemStats.TotalAlloc). The line comes on
+// stdin, as the editor sends it to the bridge.
 //
 //	read    acp.Reader.ReadLine, which the bridge reads each direction with
 //	relay   bridge.Run with stdin as the editor and the agent's stdin an
@@ -49,7 +50,10 @@ func main() {
 		fmt.Fprintln(os.Stderr, "linemem:", err)
 		os.Exit(1)
 	}
-	fmt.Printf("base=%d peak=%d bytes=%d\n", base, status("VmHWM:"), n)
+	peak := status("VmHWM:")
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Printf("base=%d peak=%d bytes=%d alloc=%d\n", base, peak, n, ms.TotalAlloc)
 }
 
 // relay runs the bridge from stdin to a drained agent until stdin ends and

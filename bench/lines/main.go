@@ -1,13 +1,15 @@
-// Command lines is the raw-channel baseline of the bench's bridge
-// throughput figure. The bench copies this static binary into a workspace
-// and runs it in the sandbox with `acp-sandbox exec -i`, with no ACP bridge
-// in between. For each request line "MODE PATH" on stdin it writes the file
-// PATH to stdout:
+// Command lines is a raw-channel baseline of the bench's bridge figures.
+// The bench copies this static binary into a workspace and runs it in the
+// sandbox with `acp-sandbox exec -i`, with no ACP bridge in between. For
+// each request line "MODE ARG" on stdin it writes to stdout:
 //
-//	lines  one write per line, as an ACP agent writes its messages
-//	bulk   64 KiB writes, as cat does
+//	lines PATH  the file PATH, one write per line, as an ACP agent writes
+//	            its messages
+//	bulk PATH   the file PATH in 64 KiB writes, as cat does
+//	echo TEXT   TEXT and a newline: an echo by a Go process, the agent's
+//	            language, to set next to cat's
 //
-// The file is read once and kept, so a request costs only the writes: the
+// A file is read once and kept, so a request costs only the writes: the
 // process is already running, as the agent is when a prompt arrives. EOF
 // on stdin ends it.
 package main
@@ -25,6 +27,12 @@ func main() {
 	in := bufio.NewScanner(os.Stdin)
 	for in.Scan() {
 		mode, path, _ := strings.Cut(in.Text(), " ")
+		if mode == "echo" {
+			if _, err := os.Stdout.Write([]byte(path + "\n")); err != nil {
+				os.Exit(1)
+			}
+			continue
+		}
 		data, ok := files[path]
 		if !ok {
 			var err error
