@@ -201,19 +201,7 @@ true`
 		defer cancel()
 		cmd := e.Command(ctx, ws, "exec", "-it", "--", "sh", "-c", "test -t 0 && test -t 1 && echo is-a-tty; stty size; echo $TERM")
 		cmd.Env = append(cmd.Env, "TERM=xterm-test")
-		f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 33, Cols: 101})
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		done := make(chan struct{})
-		go func() { _, _ = out.ReadFrom(f); close(done) }()
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("exec -it: %v", err)
-		}
-		f.Close()
-		<-done
-		s := out.String()
+		s := runInPTY(t, cmd, &pty.Winsize{Rows: 33, Cols: 101})
 		if !strings.Contains(s, "is-a-tty") || !strings.Contains(s, "33 101") || !strings.Contains(s, "xterm-test") {
 			t.Errorf("pty output %q: want is-a-tty, size 33 101, TERM xterm-test", s)
 		}
@@ -225,20 +213,8 @@ true`
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 		defer cancel()
 		cmd := e.Command(ctx, ws, "--", "sh", "-c", "test -t 0 && echo interactive-in-$(uname -r)")
-		f, err := pty.Start(cmd)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var out bytes.Buffer
-		done := make(chan struct{})
-		go func() { _, _ = out.ReadFrom(f); close(done) }()
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("acp-sandbox -- CMD with a TTY: %v", err)
-		}
-		f.Close()
-		<-done
-		if !strings.Contains(out.String(), "interactive-in-6.") {
-			t.Errorf("output %q", out.String())
+		if out := runInPTY(t, cmd, &pty.Winsize{Rows: 24, Cols: 80}); !strings.Contains(out, "interactive-in-6.") {
+			t.Errorf("output %q", out)
 		}
 	})
 
@@ -428,4 +404,23 @@ func TestDoctor(t *testing.T) {
 	if !rep.OK || r.Code != 0 {
 		t.Errorf("doctor not OK on a machine that boots VMs: exit %d\n%s", r.Code, r.Stdout)
 	}
+}
+
+// runInPTY runs cmd with a terminal of the given size and returns what it
+// printed.
+func runInPTY(t *testing.T, cmd *exec.Cmd, size *pty.Winsize) string {
+	t.Helper()
+	f, err := pty.StartWithSize(cmd, size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	done := make(chan struct{})
+	go func() { _, _ = out.ReadFrom(f); close(done) }()
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("%v: %v", cmd.Args, err)
+	}
+	f.Close()
+	<-done
+	return out.String()
 }
