@@ -28,26 +28,6 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# The end-to-end tests drive the bridge with the official ACP TypeScript SDK.
-if ! command -v npm >/dev/null 2>&1; then
-  echo "deps: installing nodejs npm" >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-fi
-sdk="$(dirname "$0")/../internal/e2e/testdata/sdkclient"
-if [ ! -d "$sdk/node_modules/@agentclientprotocol/sdk" ]; then
-  echo "deps: npm ci in $sdk" >&2
-  (cd "$sdk" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
-fi
-
-# Real agents for the end-to-end tests, under /usr so the VM's read-only
-# /usr view has them (node itself comes from the host's /usr too).
-agents=/usr/local/lib/acp-sandbox-test-agents
-if [ ! -x "$agents/bin/claude-agent-acp" ] || [ ! -x "$agents/bin/gemini" ]; then
-  echo "deps: npm install agents into $agents" >&2
-  $SUDO npm install -g --prefix "$agents" --no-audit --no-fund --loglevel=error \
-    @zed-industries/claude-agent-acp@0.23.1 @google/gemini-cli@0.61.0 >/dev/null
-fi
-
 # Go 1.26 or newer builds acp-sandbox (Debian's golang package is older).
 export PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null 2>&1; then
