@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -172,11 +173,13 @@ func (s *supervisor) ensureInitramfs(ctx context.Context) error {
 		return err
 	}
 	files := []vmm.InitramfsFile{{Path: "/init", Mode: 0o755, Source: exe}}
+	// One line per module: its path, then the names it depends on, so
+	// the guest can load independent modules in parallel.
 	var list []byte
 	for _, m := range mods {
 		p := bootModuleDir + "/" + filepath.Base(m.Path)
 		files = append(files, vmm.InitramfsFile{Path: p, Mode: 0o644, Source: m.Path})
-		list = append(list, p+"\n"...)
+		list = append(list, strings.Join(append([]string{p}, m.Deps...), " ")+"\n"...)
 	}
 	files = append(files,
 		vmm.InitramfsFile{Path: control.ModulesList, Mode: 0o644, Data: list},

@@ -24,7 +24,13 @@ import (
 // /proc/modules). Path is an uncompressed .ko file ready for insmod /
 // finit_module: a module shipped as .ko.xz has already been decompressed into
 // the cache by ResolveModules.
-type Module struct{ Name, Path string }
+type Module struct {
+	Name, Path string
+	// Deps are the modules (by Name) that must be loaded first; built-in
+	// ones are left out. Modules whose deps are loaded can load in
+	// parallel.
+	Deps []string
+}
 
 // ResolveModules returns the .ko files to insmod for the wanted module names,
 // dependencies first, each module once, skipping modules that modules.builtin
@@ -95,13 +101,17 @@ func (k *Kernel) ResolveModules(names []string) ([]Module, error) {
 			return err
 		}
 		state[name] = visiting
+		var loadDeps []string
 		for _, d := range deps {
 			if err := visit(d, name); err != nil {
 				return err
 			}
+			if d = modName(d); !builtin[d] {
+				loadDeps = append(loadDeps, d)
+			}
 		}
 		state[name] = done
-		out = append(out, Module{Name: name, Path: path})
+		out = append(out, Module{Name: name, Path: path, Deps: loadDeps})
 		return nil
 	}
 	for _, n := range names {
