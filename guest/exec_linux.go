@@ -171,11 +171,26 @@ func errorKind(err error) string {
 	return ""
 }
 
+// output is one of a process's output streams and its frame type.
+type output struct {
+	r   io.Reader
+	typ byte
+}
+
+func closeOutputs(outs []output) {
+	for _, o := range outs {
+		if c, ok := o.r.(io.Closer); ok {
+			c.Close()
+		}
+	}
+}
+
 // execStream runs one process for one control stream: the request has been
 // read; this replies, pumps stdio and ends with an exit frame. If the host
 // goes away mid-run, the process group is killed: nothing outlives its
 // client.
 func (s *server) execStream(st io.ReadWriteCloser, w *control.Writer, req *control.Exec) {
+	defer st.Close()
 	fail := func(err error) {
 		_ = w.JSON(control.TypeJSON, control.Reply{Error: err.Error(), ErrorKind: errorKind(err)})
 	}
@@ -209,10 +224,7 @@ func (s *server) execStream(st io.ReadWriteCloser, w *control.Writer, req *contr
 		childFiles []*os.File // closed in the parent after start
 		stdin      io.WriteCloser
 		ptmx       *os.File
-		outs       []struct {
-			r   io.Reader
-			typ byte
-		}
+		outs       []output
 	)
 	closeAll := func() {
 		for _, f := range childFiles {
@@ -231,10 +243,7 @@ func (s *server) execStream(st io.ReadWriteCloser, w *control.Writer, req *contr
 		ptmx, stdin = m, m
 		childFiles = []*os.File{t}
 		sys.Setctty, sys.Ctty = true, 0
-		outs = append(outs, struct {
-			r   io.Reader
-			typ byte
-		}{m, control.TypeStdout})
+		outs = append(outs, output{m, control.TypeStdout})
 	} else {
 		var in *os.File
 		if req.Stdin {
@@ -253,14 +262,15 @@ func (s *server) execStream(st io.ReadWriteCloser, w *control.Writer, req *contr
 			r, wr, err := os.Pipe()
 			if err != nil {
 				closeAll()
+				closeOutputs(outs)
+				if stdin != nil {
+					stdin.Close()
+				}
 				fail(err)
 				return
 			}
 			childFiles = append(childFiles, wr)
-			outs = append(outs, struct {
-				r   io.Reader
-				typ byte
-			}{r, typ})
+			outs = append(outs, output{r, typ})
 		}
 	}
 	files := childFiles
@@ -273,11 +283,7 @@ func (s *server) execStream(st io.ReadWriteCloser, w *control.Writer, req *contr
 		if stdin != nil {
 			stdin.Close()
 		}
-		for _, o := range outs {
-			if c, ok := o.r.(io.Closer); ok {
-				c.Close()
-			}
-		}
+		closeOutputs(outs)
 		if errors.Is(err, unix.EACCES) {
 			err = fmt.Errorf("%s: %w", req.Argv[0], errNoExec)
 		}
@@ -309,11 +315,7 @@ func (s *server) execStream(st io.ReadWriteCloser, w *control.Writer, req *contr
 	case <-drained:
 	case <-time.After(time.Second):
 	}
-	for _, o := range outs {
-		if c, ok := o.r.(io.Closer); ok {
-			c.Close()
-		}
-	}
+	closeOutputs(outs)
 	if stdin != nil && ptmx == nil {
 		stdin.Close()
 	}
