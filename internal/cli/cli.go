@@ -187,6 +187,9 @@ func (g *globals) startArgs() []string {
 	if g.kernel != "" {
 		a = append(a, "--kernel", g.kernel, "--modules", g.modules)
 	}
+	if g.unsafeWorkspace {
+		a = append(a, "--unsafe-workspace")
+	}
 	return a
 }
 
