@@ -150,6 +150,7 @@ func (s *Sandbox) QMPSocket() string     { return filepath.Join(s.RuntimeDir, "q
 func (s *Sandbox) ConsoleLog() string    { return filepath.Join(s.StateDir, "console.log") }
 func (s *Sandbox) Log() string           { return filepath.Join(s.StateDir, "sandbox.log") }
 func (s *Sandbox) QEMULog() string       { return filepath.Join(s.StateDir, "qemu.log") }
+func (s *Sandbox) AgentLog() string      { return filepath.Join(s.StateDir, "agent.log") }
 func (s *Sandbox) QEMUPidFile() string   { return filepath.Join(s.StateDir, "qemu.pid") }
 func (s *Sandbox) Home() string          { return filepath.Join(s.StateDir, "home") }
 func (s *Sandbox) startLock() string     { return filepath.Join(s.StateDir, "start.lock") }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/bridge"
@@ -28,7 +27,7 @@ func (g *globals) acpMode(ctx context.Context, argv []string) error {
 	if err != nil {
 		return err
 	}
-	logPath := filepath.Join(sb.StateDir, "agent.log")
+	logPath := sb.AgentLog()
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err

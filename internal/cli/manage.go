@@ -190,14 +190,14 @@ func newLogsCmd(g *globals) *cobra.Command {
 	var follow bool
 	cmd := &cobra.Command{
 		Use:   "logs [ID]",
-		Short: "Show a sandbox's logs: the guest console and acp-sandbox's own log",
+		Short: "Show a sandbox's logs: acp-sandbox's own, the guest console, and the agent's (ACP mode)",
 		Args:  cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sb, err := g.pickSandbox(args)
 			if err != nil {
 				return err
 			}
-			files := []string{sb.Log(), sb.ConsoleLog()}
+			files := []string{sb.Log(), sb.ConsoleLog(), sb.AgentLog()}
 			found := false
 			for _, f := range files {
 				b, err := os.ReadFile(f)
