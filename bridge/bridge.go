@@ -108,7 +108,7 @@ func (b *bridge) run(ctx context.Context) error {
 	edDone := make(chan error, 1)
 	agDone := make(chan struct{})
 	go func() { edDone <- b.editorLoop(ctx) }()
-	go func() { b.agentLoop(ctx); close(agDone) }()
+	go func() { b.agentLoop(); close(agDone) }()
 
 	select {
 	case err := <-edDone:
@@ -194,15 +194,10 @@ func (b *bridge) editorLoop(ctx context.Context) error {
 			b.log.Warn("bad message from the editor", "err", err)
 			continue
 		}
-		outs, err := b.fromEditor(ctx, m)
-		if err != nil {
-			b.log.Warn("cannot handle editor message", "method", m.Method, "err", err)
-			continue
-		}
-		for _, out := range outs { // none: answered by the bridge
+		for _, out := range b.fromEditor(ctx, m) { // none: answered by the bridge
 			if err := b.toAg.WriteLine(out); err != nil {
 				// The agent's stdin is gone: the agent loop reports why.
-				if m.Kind == acp.KindRequest && b.state.takeEditorRequest(m.ID) != nil {
+				if m.Kind == acp.KindRequest && b.state.forget(m.ID) {
 					b.replyEditorError(m.ID, acp.InternalError, "the agent is not running: "+err.Error())
 				}
 			}
@@ -212,7 +207,7 @@ func (b *bridge) editorLoop(ctx context.Context) error {
 
 // agentLoop handles agent → editor lines in order until the agent's stdout
 // ends.
-func (b *bridge) agentLoop(ctx context.Context) {
+func (b *bridge) agentLoop() {
 	r := acp.NewReader(b.ag.Stdout, b.opt.MaxLine)
 	for {
 		line, err := r.ReadLine()
@@ -237,12 +232,7 @@ func (b *bridge) agentLoop(ctx context.Context) {
 			b.log.Warn("garbage on the agent's stdout (dropped)", "line", truncate(line, 200), "err", err)
 			continue
 		}
-		outs, err := b.fromAgent(ctx, m)
-		if err != nil {
-			b.log.Warn("cannot handle agent message", "method", m.Method, "err", err)
-			continue
-		}
-		for _, out := range outs {
+		for _, out := range b.fromAgent(m) {
 			if err := b.toEd.WriteLine(out); err != nil {
 				b.log.Warn("cannot write to the editor", "err", err)
 				return

@@ -14,17 +14,17 @@ import (
 var errRefused = errors.New("refused")
 
 // fromEditor decides what to send the agent for one editor message.
-func (b *bridge) fromEditor(ctx context.Context, m *acp.Message) ([][]byte, error) {
+func (b *bridge) fromEditor(ctx context.Context, m *acp.Message) [][]byte {
 	if m.Kind != acp.KindRequest {
-		return [][]byte{m.Raw}, nil
+		return [][]byte{m.Raw}
 	}
 	if acp.IsReserved(m.ID) {
 		// Ids with our prefix belong to requests the bridge sends; a peer
 		// using one could pass its message off as an answer to ours.
 		b.replyEditorError(m.ID, acp.InvalidRequest, "request ids starting with "+acp.ReservedPrefix+" are reserved by acp-sandbox")
-		return nil, nil
+		return nil
 	}
-	req := &editorRequest{id: m.ID, method: m.Method}
+	req := &editorRequest{method: m.Method}
 	out := m.Raw
 	var err error
 	switch m.Method {
@@ -33,51 +33,57 @@ func (b *bridge) fromEditor(ctx context.Context, m *acp.Message) ([][]byte, erro
 	case "session/new", "session/load", "session/resume":
 		out, err = b.checkSession(ctx, m, req)
 		if errors.Is(err, errRefused) {
-			return nil, nil
+			return nil
 		}
 	}
 	if err != nil {
 		b.replyEditorError(m.ID, acp.InvalidParams, err.Error())
-		return nil, nil
+		return nil
 	}
-	b.state.addEditorRequest(m.ID, req)
-	return [][]byte{out}, nil
+	if err := b.state.addEditorRequest(m.ID, req); err != nil {
+		b.replyEditorError(m.ID, acp.InvalidRequest, err.Error())
+		return nil
+	}
+	return [][]byte{out}
 }
 
 // fromAgent decides what to send the editor for one agent message.
-func (b *bridge) fromAgent(ctx context.Context, m *acp.Message) ([][]byte, error) {
+func (b *bridge) fromAgent(m *acp.Message) [][]byte {
 	switch m.Kind {
 	case acp.KindResponse:
-		req := b.state.takeEditorRequest(m.ID)
+		req := b.state.answered(m)
 		if req == nil || m.Result == nil {
-			return [][]byte{m.Raw}, nil
+			return [][]byte{m.Raw}
 		}
 		return b.agentResponse(m, req)
 	case acp.KindRequest:
 		if acp.IsReserved(m.ID) {
 			b.replyAgentError(m.ID, acp.InvalidRequest, "request ids starting with "+acp.ReservedPrefix+" are reserved by acp-sandbox")
-			return nil, nil
+			return nil
 		}
 		switch m.Method {
 		case "fs/read_text_file", "fs/write_text_file":
 			out, err := b.checkFS(m)
 			if err != nil {
-				return nil, nil // answered to the agent
+				return nil // answered to the agent
 			}
-			return [][]byte{out}, nil
+			return [][]byte{out}
 		case "terminal/create":
 			out, err := rewriteParams(m, b.rewriteTerminal)
 			if err != nil {
 				b.replyAgentError(m.ID, acp.InvalidParams, err.Error())
-				return nil, nil
+				return nil
 			}
-			return [][]byte{out}, nil
+			return [][]byte{out}
 		}
 	}
-	return [][]byte{m.Raw}, nil
+	return [][]byte{m.Raw}
 }
 
-func (b *bridge) agentResponse(m *acp.Message, req *editorRequest) ([][]byte, error) {
+// agentResponse fixes up the agent's answer to an intercepted request and
+// records the session it opened. A result the bridge cannot rewrite passes
+// unchanged: the editor must always get its answer.
+func (b *bridge) agentResponse(m *acp.Message, req *editorRequest) [][]byte {
 	out := m.Raw
 	var err error
 	var session string
@@ -100,7 +106,8 @@ func (b *bridge) agentResponse(m *acp.Message, req *editorRequest) ([][]byte, er
 		session = req.session
 	}
 	if err != nil {
-		return nil, err
+		b.log.Warn("cannot rewrite the agent's answer; passing it unchanged", "method", req.method, "err", err)
+		out = m.Raw
 	}
 	outs := [][]byte{out}
 	if session != "" && req.roots != nil {
@@ -111,7 +118,7 @@ func (b *bridge) agentResponse(m *acp.Message, req *editorRequest) ([][]byte, er
 			}
 		}
 	}
-	return outs, nil
+	return outs
 }
 
 // warningUpdate is a message the user sees in the editor's thread.

@@ -156,6 +156,11 @@ func (s *Sandbox) Home() string          { return filepath.Join(s.StateDir, "hom
 func (s *Sandbox) startLock() string     { return filepath.Join(s.StateDir, "start.lock") }
 func (s *Sandbox) supLock() string       { return filepath.Join(s.StateDir, "supervisor.lock") }
 
+// Caches shared by every sandbox, under Dirs.Cache (Sandbox.CacheDir).
+func KernelCacheDir(cacheRoot string) string    { return filepath.Join(cacheRoot, "kernel") }
+func initramfsCacheDir(cacheRoot string) string { return filepath.Join(cacheRoot, "initramfs") }
+func accelCacheFile(cacheRoot string) string    { return filepath.Join(cacheRoot, "accel.json") }
+
 // Prepare creates the sandbox's directories (0700: they hold logs and, later,
 // the CA key) and records its workspace.
 func (s *Sandbox) Prepare() error {

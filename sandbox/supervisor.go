@@ -143,7 +143,7 @@ func Supervise(ctx context.Context, sb *Sandbox, opt Options, ready func()) (err
 }
 
 func (s *supervisor) ensureKernel(ctx context.Context) error {
-	kopt := kernel.Options{CacheDir: filepath.Join(s.sb.CacheDir, "kernel"), Progress: s.opt.Progress, Logger: s.log}
+	kopt := kernel.Options{CacheDir: KernelCacheDir(s.sb.CacheDir), Progress: s.opt.Progress, Logger: s.log}
 	var err error
 	if s.opt.Kernel != "" {
 		s.kernel, err = kernel.FromPaths(ctx, s.opt.Kernel, s.opt.Modules, kopt)
@@ -163,7 +163,7 @@ func (s *supervisor) ensureInitramfs(ctx context.Context) error {
 	if err := CheckStatic(exe); err != nil {
 		return err
 	}
-	dir := filepath.Join(s.sb.CacheDir, "initramfs")
+	dir := initramfsCacheDir(s.sb.CacheDir)
 	s.initrd = filepath.Join(dir, s.version+"-"+s.kernel.Version+".cpio")
 	if _, err := os.Stat(s.initrd); err == nil {
 		return nil
@@ -209,7 +209,7 @@ func (s *supervisor) detectAccel(ctx context.Context) error {
 	}
 	s.verdict = vmm.DetectAccel(ctx, vmm.AccelOptions{
 		Force:     s.opt.Accel,
-		CacheFile: filepath.Join(s.sb.CacheDir, "accel.json"),
+		CacheFile: accelCacheFile(s.sb.CacheDir),
 		CacheKey:  func() (string, error) { return AccelCacheKey(ctx, s.kernel.Version) },
 		Probe:     s.canary,
 	})
@@ -228,6 +228,16 @@ func AccelCacheKey(ctx context.Context, kernelVersion string) (string, error) {
 		return "", err
 	}
 	return vmm.BootID() + "/" + kernelVersion + "/" + qv, nil
+}
+
+// CachedAccel is the canary verdict a start would reuse for this kernel,
+// if one is cached (for doctor: no canary boots there).
+func CachedAccel(ctx context.Context, cacheRoot, kernelVersion string) (vmm.Verdict, bool) {
+	key, err := AccelCacheKey(ctx, kernelVersion)
+	if err != nil {
+		return vmm.Verdict{}, false
+	}
+	return vmm.CachedVerdict(accelCacheFile(cacheRoot), key)
 }
 
 // canary boots the kernel with KVM and an init that powers off at once.

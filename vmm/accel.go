@@ -106,6 +106,14 @@ type cachedVerdict struct {
 	Verdict
 }
 
+// CachedVerdict returns the canary verdict stored in file under key, if any
+// (what DetectAccel would reuse), marked Cached.
+func CachedVerdict(file, key string) (Verdict, bool) {
+	v, ok := readVerdict(file, key)
+	v.Cached = ok
+	return v, ok
+}
+
 func readVerdict(file, key string) (Verdict, bool) {
 	if file == "" {
 		return Verdict{}, false

@@ -140,42 +140,50 @@ func envDuration(key string, def time.Duration) time.Duration {
 	return def
 }
 
-// workspaceSandbox resolves --workspace (or the current dir) and applies the
-// workspace safety check.
-func (g *globals) workspaceSandbox() (*sandbox.Sandbox, sandbox.Dirs, error) {
+// workspaceDir is --workspace, else the current directory.
+func (g *globals) workspaceDir() (string, error) {
+	if g.workspace != "" {
+		return g.workspace, nil
+	}
+	return os.Getwd()
+}
+
+// sandboxAt resolves a workspace directory to its sandbox and, unless
+// --unsafe-workspace, refuses workspaces that would expose too much.
+func (g *globals) sandboxAt(ws string) (*sandbox.Sandbox, error) {
 	dirs, err := sandbox.DefaultDirs()
 	if err != nil {
-		return nil, dirs, err
-	}
-	ws := g.workspace
-	if ws == "" {
-		if ws, err = os.Getwd(); err != nil {
-			return nil, dirs, err
-		}
+		return nil, err
 	}
 	sb, err := dirs.ForWorkspace(ws)
 	if err != nil {
-		return nil, dirs, err
+		return nil, err
 	}
 	if !g.unsafeWorkspace {
 		home, _ := os.UserHomeDir()
 		if err := sandbox.CheckWorkspace(sb.Workspace, home, dirs); err != nil {
-			return nil, dirs, err
+			return nil, err
 		}
 	}
-	return sb, dirs, nil
+	return sb, nil
 }
 
-// workspaceSandboxAt is workspaceSandbox for an explicit directory.
-func (g *globals) workspaceSandboxAt(ws string) (*sandbox.Sandbox, sandbox.Dirs, error) {
-	saved := g.workspace
-	defer func() { g.workspace = saved }()
-	g.workspace = ws
-	return g.workspaceSandbox()
+// workspaceSandbox is the sandbox of --workspace or the current directory.
+func (g *globals) workspaceSandbox() (*sandbox.Sandbox, error) {
+	ws, err := g.workspaceDir()
+	if err != nil {
+		return nil, err
+	}
+	return g.sandboxAt(ws)
 }
 
-func dial(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.Client, *sandbox.Status, error) {
-	return sandbox.Dial(ctx, sb)
+// sandboxByID finds a known sandbox by id or unique id prefix.
+func sandboxByID(id string) (*sandbox.Sandbox, error) {
+	dirs, err := sandbox.DefaultDirs()
+	if err != nil {
+		return nil, err
+	}
+	return dirs.ByID(id)
 }
 
 // startArgs are the supervise flags that shape a new VM.

@@ -12,6 +12,7 @@ import (
 	"github.com/acp-sandbox/acp-sandbox/acp"
 	"github.com/acp-sandbox/acp-sandbox/internal/acpclient"
 	"github.com/acp-sandbox/acp-sandbox/internal/testagent"
+	"github.com/acp-sandbox/acp-sandbox/sandbox"
 	"github.com/spf13/cobra"
 )
 
@@ -94,8 +95,8 @@ func (g *globals) demo(ctx context.Context, keep bool) error {
 			// often why we are here).
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			if sb, _, err := g.workspaceSandboxAt(ws); err == nil {
-				if cl, _, err := dial(ctx, sb); err == nil {
+			if sb, err := g.sandboxAt(ws); err == nil {
+				if cl, _, err := sandbox.Dial(ctx, sb); err == nil {
 					_ = cl.Stop(ctx)
 				}
 				os.RemoveAll(sb.StateDir)

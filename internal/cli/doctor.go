@@ -2,11 +2,9 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/sandbox"
@@ -43,20 +41,13 @@ func runDoctor(ctx context.Context, g *globals) doctorReport {
 	}
 
 	dirs, derr := sandbox.DefaultDirs()
-	kcache := filepath.Join(dirs.Cache, "kernel")
+	kcache := sandbox.KernelCacheDir(dirs.Cache)
 	r.Accel = vmm.DetectAccel(ctx, vmm.AccelOptions{Force: vmm.Accel(g.accel)})
 	if r.Accel.Accel == vmm.AccelKVM {
 		// A canary boot decides on first start; show a cached verdict.
-		if k, ok := kernel.Cached(kcache); ok && err == nil {
-			b, _ := os.ReadFile(filepath.Join(dirs.Cache, "accel.json"))
-			var v struct {
-				Key string `json:"key"`
-				vmm.Verdict
-			}
-			key, _ := sandbox.AccelCacheKey(ctx, k.Version)
-			if json.Unmarshal(b, &v) == nil && key != "" && v.Key == key {
-				r.Accel = v.Verdict
-				r.Accel.Cached = true
+		if k, ok := kernel.Cached(kcache); ok {
+			if v, ok := sandbox.CachedAccel(ctx, dirs.Cache, k.Version); ok {
+				r.Accel = v
 			}
 		}
 	}

@@ -87,24 +87,19 @@ func printJSON(v any) error {
 	return enc.Encode(v)
 }
 
-// pickSandbox is the sandbox named by id, else the current workspace's.
+// pickSandbox is the sandbox named by id, else the current workspace's
+// (without the safety check: stopping or removing is always allowed).
 func (g *globals) pickSandbox(args []string) (*sandbox.Sandbox, error) {
 	if len(args) == 1 {
-		dirs, err := sandbox.DefaultDirs()
-		if err != nil {
-			return nil, err
-		}
-		return dirs.ByID(args[0])
+		return sandboxByID(args[0])
+	}
+	ws, err := g.workspaceDir()
+	if err != nil {
+		return nil, err
 	}
 	dirs, err := sandbox.DefaultDirs()
 	if err != nil {
 		return nil, err
-	}
-	ws := g.workspace
-	if ws == "" {
-		if ws, err = os.Getwd(); err != nil {
-			return nil, err
-		}
 	}
 	return dirs.ForWorkspace(ws)
 }
@@ -267,7 +262,7 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			if err := g.validate(); err != nil {
 				return err
 			}
-			sb, _, err := g.workspaceSandbox()
+			sb, err := g.workspaceSandbox()
 			if err != nil {
 				return err
 			}

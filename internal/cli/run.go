@@ -103,13 +103,9 @@ workspace's. Stdin is attached only with -i; -t allocates a PTY.`,
 			var sb *sandbox.Sandbox
 			var err error
 			if id != "" {
-				dirs, derr := sandbox.DefaultDirs()
-				if derr != nil {
-					return derr
-				}
-				sb, err = dirs.ByID(id)
+				sb, err = sandboxByID(id)
 			} else {
-				sb, _, err = g.workspaceSandbox()
+				sb, err = g.workspaceSandbox()
 			}
 			if err != nil {
 				return err
@@ -144,7 +140,7 @@ workspace's. Stdin is attached only with -i; -t allocates a PTY.`,
 
 // start resolves the workspace and starts (or reuses) its sandbox.
 func (g *globals) start(ctx context.Context) (*sandbox.Sandbox, *sandbox.Client, error) {
-	sb, _, err := g.workspaceSandbox()
+	sb, err := g.workspaceSandbox()
 	if err != nil {
 		return nil, nil, err
 	}
