@@ -35,7 +35,16 @@ func writeBaseEtc(cfg *control.Boot) error {
 			return err
 		}
 	}
-	return os.MkdirAll("/root", 0o700)
+	if err := os.MkdirAll("/root", 0o700); err != nil {
+		return err
+	}
+	// The binary that is /init, reachable as `acp-sandbox` on the default
+	// PATH so the sandbox user can run `acp-sandbox why`. A symlink: a copy
+	// would double the initramfs.
+	if err := os.MkdirAll(filepath.Dir(control.GuestBinary), 0o755); err != nil {
+		return err
+	}
+	return symlink("/init", control.GuestBinary)
 }
 
 // applySetup writes the host-provided /etc files. Paths outside /etc are

@@ -76,7 +76,9 @@ func startProcess(path string, argv []string, dir string, attr *os.ProcAttr) (in
 	return pid, ch, nil
 }
 
-const defaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+// defaultPath puts our own directory first: the host's /usr may hold an
+// older acp-sandbox in /usr/local/bin.
+const defaultPath = "/.acp-sandbox/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // execEnv builds a process environment: defaults < setup env < request env.
 func (s *server) execEnv(req *control.Exec) []string {

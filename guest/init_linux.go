@@ -14,6 +14,7 @@
 package guest
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -87,6 +88,16 @@ func boot() error {
 	if err := loadModules(control.ModulesList); err != nil {
 		return err
 	}
+	// The network comes up in the background: DHCP waits on the host,
+	// as do the 9p mounts and the host's setup, which it overlaps.
+	netDone := make(chan struct{})
+	var netErr error
+	go func() {
+		defer close(netDone)
+		if netErr = configureNetwork(context.Background(), cfg.Net); netErr != nil {
+			log.Printf("%v", netErr)
+		}
+	}()
 	if err := mountAll(cfg); err != nil {
 		return err
 	}
@@ -98,7 +109,7 @@ func boot() error {
 		return err
 	}
 	log.Printf("control port open; serving")
-	srv := &server{version: version, boot: cfg, port: port}
+	srv := &server{version: version, boot: cfg, port: port, netDone: netDone, netErr: &netErr}
 	return srv.serve()
 }
 

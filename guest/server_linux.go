@@ -16,6 +16,12 @@ type server struct {
 	boot    *control.Boot
 	port    *os.File
 
+	// netDone is closed when the network is configured (or failed:
+	// netErr). Setup waits for it, so the host's "ready" includes the
+	// network while DHCP overlaps the host's setup round trip.
+	netDone <-chan struct{}
+	netErr  *error
+
 	mu  sync.Mutex
 	env []string // from Setup
 }
@@ -49,6 +55,10 @@ func (s *server) handle(st net.Conn) {
 		err := control.ReadSetupData(st, req.Setup)
 		if err == nil {
 			err = applySetup(req.Setup)
+		}
+		if err == nil {
+			<-s.netDone
+			err = *s.netErr
 		}
 		if err == nil {
 			s.mu.Lock()

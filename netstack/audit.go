@@ -39,12 +39,17 @@ const (
 	RuleHost = "http host"
 	// RuleUDP: UDP other than DNS to the gateway.
 	RuleUDP = "udp"
+	// RuleApproved: denied by the rules, let through by Config.Approve.
+	RuleApproved = "approved"
+	// RuleHostService: HostServiceName and the host ports.
+	RuleHostService = "host services"
 )
 
 // Event is one decision, for the audit log.
 type Event struct {
 	Time    time.Time  `json:"time"`
-	Proto   string     `json:"proto"` // ProtoDNS, ProtoTCP, ProtoUDP
+	Sandbox string     `json:"sandbox,omitempty"` // set by the sink, not the stack
+	Proto   string     `json:"proto"`             // ProtoDNS, ProtoTCP, ProtoUDP
 	Name    string     `json:"name,omitempty"`
 	IP      netip.Addr `json:"ip,omitzero"`
 	Port    int        `json:"port,omitempty"`

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"time"
 
@@ -14,8 +15,10 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
-// dhcpLease is the lease time handed to the guest.
-const dhcpLease = time.Hour
+// dhcpLease is the lease time handed to the guest: infinite (RFC 2131
+// 0xffffffff). The guest's PID 1 asks once at boot and never renews, and
+// the address is the sandbox's for the VM's life.
+const dhcpLease = time.Duration(math.MaxUint32) * time.Second
 
 // listenDHCP binds UDP port 67 on the NIC, allowed to broadcast (a client
 // without an address is answered at 255.255.255.255:68).

@@ -75,7 +75,7 @@ func TestDialsBoundedAndTimedOut(t *testing.T) {
 
 // A nil Policy denies everything.
 func TestNilPolicyDeniesAll(t *testing.T) {
-	e := newEnvWith(t, nil, func(c *Config) { c.Policy = nil })
+	e := newEnvWith(t, nil, func(c *Config) { c.Rules.Policy = nil })
 	t.Cleanup(e.cleanup)
 	if m := e.query(t, "api.example.com", dnsmessage.TypeA); m.RCode != dnsmessage.RCodeNameError {
 		t.Fatalf("rcode %v", m.RCode)

@@ -78,10 +78,22 @@ func (s *Stack) resolve(ctx context.Context, q dnsmessage.Question) (dnsmessage.
 		deny(RuleQueryType, "DNS query of type "+q.Type.String()+" refused: only A and AAAA are answered")
 		return dnsmessage.RCodeRefused, nil
 	}
-	d := s.cfg.Policy.AllowName(name, 0)
+	if name == HostServiceName {
+		return s.resolveHostService(q, ev)
+	}
+	pol := s.rules.policy()
+	d := pol.AllowName(name, 0)
 	if !d.Allow {
-		deny(d.Rule, d.Reason)
-		return dnsmessage.RCodeNameError, nil
+		if !s.approve(Flow{Proto: ProtoDNS, Name: name, Rule: d.Rule, Reason: d.Reason, Suggest: name}) {
+			deny(d.Rule, d.Reason)
+			return dnsmessage.RCodeNameError, nil
+		}
+		pol = s.rules.policy()
+		if d = pol.AllowName(name, 0); !d.Allow { // the rules changed meanwhile
+			deny(d.Rule, d.Reason)
+			return dnsmessage.RCodeNameError, nil
+		}
+		d.Rule, d.Reason = RuleApproved, "lookup of "+name+" approved"
 	}
 	if q.Type == dnsmessage.TypeAAAA {
 		// No IPv6 on the link: an empty answer makes clients use IPv4.
@@ -110,7 +122,7 @@ func (s *Stack) resolve(ctx context.Context, q dnsmessage.Question) (dnsmessage.
 		if !ip.Is4() || len(out) == maxDNSAnswers {
 			continue
 		}
-		a := s.cfg.Policy.CheckAnswer(name, ip)
+		a := s.rules.relabel(pol.CheckAnswer(name, ip))
 		e := ev
 		e.IP = ip
 		if !a.Allow {
@@ -129,6 +141,25 @@ func (s *Stack) resolve(ctx context.Context, q dnsmessage.Question) (dnsmessage.
 		return dnsmessage.RCodeNameError, nil
 	}
 	return dnsmessage.RCodeSuccess, out
+}
+
+// resolveHostService answers HostServiceName: HostServiceIP when the rules
+// name any host port, NXDOMAIN otherwise.
+func (s *Stack) resolveHostService(q dnsmessage.Question, ev Event) (dnsmessage.RCode, []netip.Addr) {
+	ev.Rule = RuleHostService
+	if !s.rules.hostPorts() {
+		ev.Verdict = VerdictDeny
+		ev.Reason = "lookup of " + HostServiceName + " denied: no host port is shared with the sandbox; to reach the host's 127.0.0.1:PORT, add PORT to [network] host_ports (or run with --allow " + HostServiceName + ":PORT)"
+		s.audit(ev)
+		return dnsmessage.RCodeNameError, nil
+	}
+	ev.Verdict, ev.IP = VerdictAllow, HostServiceIP
+	ev.Reason = HostServiceName + " is the host, for the ports in [network] host_ports"
+	s.audit(ev)
+	if q.Type != dnsmessage.TypeA {
+		return dnsmessage.RCodeSuccess, nil
+	}
+	return dnsmessage.RCodeSuccess, []netip.Addr{HostServiceIP}
 }
 
 // buildDNS packs a response; q nil leaves the question out.

@@ -37,6 +37,8 @@ const MTU = 1500
 const (
 	DefaultMaxDials    = 64
 	DefaultDialTimeout = 10 * time.Second
+	// DefaultApproveTimeout bounds the wait for a person's answer.
+	DefaultApproveTimeout = 60 * time.Second
 	// PeekTimeout bounds the wait for the first bytes (ClientHello, HTTP
 	// request head) of a flow that must be checked by name.
 	PeekTimeout = 10 * time.Second
@@ -77,8 +79,9 @@ type Config struct {
 	// with -netdev stream,addr.type=fd (for an *os.File use net.FileConn).
 	// The Stack owns it and closes it on Close.
 	Conn net.Conn
-	// Policy decides every flow. nil denies everything.
-	Policy *policy.Policy
+	// Rules decide every flow; Stack.SetRules replaces them. The zero
+	// Rules deny everything.
+	Rules Rules
 	// Resolver resolves allowed names. nil means net.DefaultResolver.
 	Resolver Resolver
 	// Dialer dials allowed flows. nil means a net.Dialer with DialTimeout.
@@ -92,6 +95,19 @@ type Config struct {
 	// DialTimeout bounds one upstream dial, including the wait for a slot.
 	// 0 means DefaultDialTimeout.
 	DialTimeout time.Duration
+	// Approve, when set, is asked about each denied flow a person could
+	// allow (default deny, a special address; never an explicit deny
+	// rule): the flow waits, up to ApproveTimeout, and goes on if it
+	// returns true — the stack then grants Flow.Suggest for GrantTTL.
+	// nil: denied flows stay denied. It is called concurrently.
+	Approve func(ctx context.Context, f Flow) bool
+	// ApproveTimeout bounds one Approve call. 0 means
+	// DefaultApproveTimeout.
+	ApproveTimeout time.Duration
+	// Intercept, when set, is offered each allowed TLS flow (port 443)
+	// after the SNI check; a non-nil FlowHandler takes the flow over
+	// instead of the byte splice. nil: every allowed flow is spliced.
+	Intercept func(f Flow) FlowHandler
 	// Logger receives operational errors (not decisions: those go to
 	// Audit). nil discards.
 	Logger *slog.Logger
@@ -102,6 +118,7 @@ type Stack struct {
 	cfg    Config
 	log    *slog.Logger
 	pins   *policy.PinSet
+	rules  *ruleState
 	stack  *stack.Stack
 	link   *qemuLink
 	dns    *gonet.UDPConn
@@ -132,6 +149,9 @@ func New(cfg Config) (*Stack, error) {
 	if cfg.DialTimeout <= 0 {
 		cfg.DialTimeout = DefaultDialTimeout
 	}
+	if cfg.ApproveTimeout <= 0 {
+		cfg.ApproveTimeout = DefaultApproveTimeout
+	}
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
@@ -154,6 +174,7 @@ func New(cfg Config) (*Stack, error) {
 		cfg:    cfg,
 		log:    log,
 		pins:   policy.NewPinSet(policy.PinSetOptions{}),
+		rules:  newRuleState(cfg.Rules),
 		dials:  make(chan struct{}, cfg.MaxDials),
 		dnsSem: make(chan struct{}, maxDNSInFlight),
 		udpLog: rateLimiter{limit: udpAuditPerSec, window: time.Second},
@@ -226,6 +247,15 @@ func newGatewayStack(link *qemuLink) (*stack.Stack, error) {
 		s.Close()
 		return nil, fmt.Errorf("cannot add gateway address: %s", err)
 	}
+	// The host-services address is the gateway's too, so the guest's ARP
+	// for it is answered; TCP to it is decided like any other flow.
+	if err := s.AddProtocolAddress(nicID, tcpip.ProtocolAddress{
+		Protocol:          ipv4.ProtocolNumber,
+		AddressWithPrefix: tcpip.AddrFrom4(HostServiceIP.As4()).WithPrefix(),
+	}, stack.AddressProperties{}); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("cannot add host-services address: %s", err)
+	}
 	if err := s.SetPromiscuousMode(nicID, true); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("cannot set promiscuous mode: %s", err)
@@ -254,6 +284,11 @@ func (s *Stack) linkDone(err error) {
 		_ = s.cfg.Conn.Close() // unblocks the other loop
 	})
 }
+
+// SetRules replaces the rules for new flows and lookups; flows already
+// going on are not cut. DNS pins stay: an address pinned for a name is
+// still decided by whether the new rules allow that name.
+func (s *Stack) SetRules(r Rules) { s.rules.set(r) }
 
 // Done is closed when the link to the guest has ended (the guest side
 // closed, a framing error, or Close). Err then says why.

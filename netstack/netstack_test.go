@@ -132,7 +132,7 @@ type env struct {
 
 // socketpair returns both ends of an AF_UNIX stream socketpair, as QEMU's
 // -netdev stream,addr.type=fd gets one.
-func socketpair(t *testing.T) (host, vm net.Conn) {
+func socketpair(t testing.TB) (host, vm net.Conn) {
 	t.Helper()
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
 	if err != nil {
@@ -153,7 +153,7 @@ func socketpair(t *testing.T) (host, vm net.Conn) {
 
 // newGuest is a second gVisor stack playing the VM at GuestIP, speaking the
 // qemu framing on vm.
-func newGuest(t *testing.T, vm net.Conn) (*stack.Stack, func()) {
+func newGuest(t testing.TB, vm net.Conn) (*stack.Stack, func()) {
 	t.Helper()
 	mac, _ := net.ParseMAC(guestHW)
 	link := newQemuLink(vm, tcpip.LinkAddress(mac), MTU)
@@ -200,7 +200,7 @@ func newEnvNoCleanup(t *testing.T) *env {
 
 // newEnvWith builds the stack under test and a guest; tweak edits the
 // Config first.
-func newEnvWith(t *testing.T, allow []string, tweak func(*Config)) *env {
+func newEnvWith(t testing.TB, allow []string, tweak func(*Config)) *env {
 	t.Helper()
 	pol, err := policy.New(allow, nil)
 	if err != nil {
@@ -220,7 +220,7 @@ func newEnvWith(t *testing.T, allow []string, tweak func(*Config)) *env {
 	}
 	host, vm := socketpair(t)
 	cfg := Config{
-		Conn: host, Policy: pol, Resolver: e.res, Dialer: e.dial, Audit: e.audit.add,
+		Conn: host, Rules: Rules{Policy: pol}, Resolver: e.res, Dialer: e.dial, Audit: e.audit.add,
 		DialTimeout: hang,
 	}
 	if tweak != nil {
@@ -242,7 +242,7 @@ func newEnvWith(t *testing.T, allow []string, tweak func(*Config)) *env {
 }
 
 // query sends one DNS question from the guest to the gateway.
-func (e *env) query(t *testing.T, name string, typ dnsmessage.Type) *dnsmessage.Message {
+func (e *env) query(t testing.TB, name string, typ dnsmessage.Type) *dnsmessage.Message {
 	t.Helper()
 	c, err := gonet.DialUDP(e.guest, nil, &tcpip.FullAddress{NIC: 1, Addr: tcpip.AddrFrom4(GatewayIP.As4()), Port: 53}, ipv4.ProtocolNumber)
 	if err != nil {

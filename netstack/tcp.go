@@ -1,13 +1,13 @@
 package netstack
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
-	"strconv"
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/netstack/sniff"
@@ -29,30 +29,53 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	id := r.ID()
 	dst, port := addrFrom(id.LocalAddress), int(id.LocalPort)
 	ev := Event{Proto: ProtoTCP, IP: dst, Port: port}
-
-	if Subnet.Contains(dst) || !dst.Is4() {
-		ev.Verdict, ev.Rule = VerdictDeny, RuleSandboxNet
-		ev.Reason = fmt.Sprintf("connection to %s denied: the gateway and the sandbox subnet %s are not forwarded", net.JoinHostPort(dst.String(), strconv.Itoa(port)), Subnet)
+	deny := func(rule, reason string) {
+		ev.Verdict, ev.Rule, ev.Reason = VerdictDeny, rule, reason
 		s.audit(ev)
+	}
+
+	if dst == HostServiceIP {
+		s.hostService(r, ev)
+		return
+	}
+	if Subnet.Contains(dst) || !dst.Is4() {
+		deny(RuleSandboxNet, fmt.Sprintf("connection to %s denied: the gateway and the sandbox subnet %s are not forwarded", hostPort(dst, port), Subnet))
 		r.Complete(true)
 		return
 	}
-	d := s.cfg.Policy.AllowIP(dst, port, s.pins)
+	pol := s.rules.policy()
+	d := pol.AllowIP(dst, port, s.pins)
+	approved := false
 	if !d.Allow {
-		ev.Verdict, ev.Rule, ev.Reason = VerdictDeny, d.Rule, d.Reason
-		s.audit(ev)
-		r.Complete(true)
-		return
+		f := Flow{Proto: ProtoTCP, IP: dst, Port: port, Rule: d.Rule, Reason: d.Reason, Suggest: hostPort(dst, port)}
+		if names := s.pins.Names(dst); len(names) > 0 {
+			f.Name, f.Suggest = names[0], suggestName(names[0], port)
+		}
+		ev.Name = f.Name
+		if !s.approve(f) {
+			deny(d.Rule, d.Reason)
+			r.Complete(true)
+			return
+		}
+		pol = s.rules.policy()
+		if d = pol.AllowIP(dst, port, s.pins); !d.Allow {
+			deny(d.Rule, d.Reason)
+			r.Complete(true)
+			return
+		}
+		approved = true
+		d.Rule, d.Reason = RuleApproved, "connection to "+f.What()+" approved"
 	}
 
 	// Allowed by an address pattern: no name to check. Allowed through a
 	// pin: on 443 and 80 the name the client sends must be pinned there too
 	// (no domain fronting to another tenant of a shared address).
-	byAddr := s.cfg.Policy.AllowIP(dst, port, nil).Allow
+	d = s.rules.relabel(d)
+	byAddr := pol.AllowIP(dst, port, nil).Allow
 	if byAddr || (port != tlsPort && port != httpPt) {
 		ev.Verdict, ev.Rule, ev.Reason = VerdictAllow, d.Rule, d.Reason
 		s.audit(ev)
-		up, err := s.dial(dst, port)
+		up, err := s.dial(s.ctx, dst, port)
 		if err != nil {
 			ev.Verdict, ev.Reason = VerdictError, err.Error()
 			s.audit(ev)
@@ -75,21 +98,35 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	prefix, name, rule, err := s.peekName(guest, dst, port)
 	ev.Name = name
 	if err != nil {
-		ev.Verdict, ev.Rule, ev.Reason = VerdictDeny, rule, err.Error()
-		s.audit(ev)
+		deny(rule, err.Error())
 		guest.reset()
 		return
 	}
-	nd := s.cfg.Policy.AllowName(name, port)
+	nd := pol.AllowName(name, port)
+	if !nd.Allow && !approved {
+		f := Flow{Proto: ProtoTCP, Name: name, IP: dst, Port: port, Rule: nd.Rule, Reason: nd.Reason, Suggest: suggestName(name, port)}
+		if s.approve(f) {
+			pol = s.rules.policy()
+			if nd = pol.AllowName(name, port); nd.Allow {
+				nd.Rule, nd.Reason = RuleApproved, "connection to "+f.What()+" approved"
+			}
+		}
+	}
 	if !nd.Allow {
-		ev.Verdict, ev.Rule, ev.Reason = VerdictDeny, nd.Rule, nd.Reason
-		s.audit(ev)
+		deny(nd.Rule, nd.Reason)
 		guest.reset()
 		return
 	}
+	nd = s.rules.relabel(nd)
 	ev.Verdict, ev.Rule, ev.Reason = VerdictAllow, nd.Rule, nd.Reason
 	s.audit(ev)
-	up, err := s.dial(dst, port)
+	if port == tlsPort && s.cfg.Intercept != nil {
+		if h := s.cfg.Intercept(Flow{Proto: ProtoTCP, Name: name, IP: dst, Port: port, Rule: nd.Rule, Reason: nd.Reason}); h != nil {
+			s.handOff(h, guest, prefix, dst, port)
+			return
+		}
+	}
+	up, err := s.dial(s.ctx, dst, port)
 	if err != nil {
 		ev.Verdict, ev.Reason = VerdictError, err.Error()
 		s.audit(ev)
@@ -98,6 +135,53 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	}
 	s.splice(guest, up, prefix)
 }
+
+// hostService forwards HostServiceIP:port to the host's 127.0.0.1:port for
+// the ports the rules name; nothing else reaches the host.
+func (s *Stack) hostService(r *tcp.ForwarderRequest, ev Event) {
+	ev.Name, ev.Rule = HostServiceName, RuleHostService
+	if !s.rules.hostPortAllowed(ev.Port) {
+		ev.Verdict = VerdictDeny
+		ev.Reason = fmt.Sprintf("connection to %s:%d denied: host port %d is not shared with the sandbox; to allow it, add %d to [network] host_ports (or run with --allow %s:%d)",
+			HostServiceName, ev.Port, ev.Port, ev.Port, HostServiceName, ev.Port)
+		s.audit(ev)
+		r.Complete(true)
+		return
+	}
+	ev.Verdict, ev.Reason = VerdictAllow, fmt.Sprintf("host port %d is in [network] host_ports", ev.Port)
+	s.audit(ev)
+	up, err := s.dial(s.ctx, netip.AddrFrom4([4]byte{127, 0, 0, 1}), ev.Port)
+	if err != nil {
+		ev.Verdict, ev.Reason = VerdictError, err.Error()
+		s.audit(ev)
+		r.Complete(true)
+		return
+	}
+	guest, err := accept(r)
+	if err != nil {
+		_ = up.Close()
+		return
+	}
+	s.splice(guest, up, nil)
+}
+
+// handOff gives an allowed flow to an Intercept handler: the guest side
+// replays what the SNI check read; the dial goes through the stack's
+// limits to the address the policy allowed.
+func (s *Stack) handOff(h FlowHandler, guest guestConn, prefix []byte, dst netip.Addr, port int) {
+	stop := context.AfterFunc(s.ctx, func() { _ = guest.Close() })
+	defer stop()
+	g := &replayConn{Conn: guest, r: io.MultiReader(bytes.NewReader(prefix), guest)}
+	h(s.ctx, g, func(ctx context.Context) (net.Conn, error) { return s.dial(ctx, dst, port) })
+}
+
+// replayConn reads the bytes already peeked before the rest of the conn.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // guestConn is the guest side of an accepted flow.
 type guestConn struct {
@@ -160,8 +244,8 @@ func hostPort(ip netip.Addr, port int) string {
 
 // dial opens an allowed flow upstream, waiting for one of MaxDials slots;
 // DialTimeout bounds the wait and the dial together.
-func (s *Stack) dial(dst netip.Addr, port int) (net.Conn, error) {
-	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.DialTimeout)
+func (s *Stack) dial(ctx context.Context, dst netip.Addr, port int) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DialTimeout)
 	defer cancel()
 	select {
 	case s.dials <- struct{}{}:

@@ -6,10 +6,17 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
 )
 
+const dhcpClientPort, dhcpServerPort = 68, 67
+
 // handleUDP sees every UDP packet no endpoint took (the DNS server and
 // the DHCP server are the only ones bound): it drops it and audits at a
 // bounded rate.
 func (s *Stack) handleUDP(id stack.TransportEndpointID, _ *stack.PacketBuffer) bool {
+	// The DHCP server's own broadcast answers loop back here: not the
+	// guest's, nothing to audit.
+	if id.LocalPort == dhcpClientPort && id.RemotePort == dhcpServerPort {
+		return true
+	}
 	ok, suppressed := s.udpLog.allow(time.Now())
 	if !ok {
 		return true

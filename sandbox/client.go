@@ -43,21 +43,21 @@ func Dial(ctx context.Context, sb *Sandbox) (*Client, *Status, error) {
 	return c, st, nil
 }
 
-func (c *Client) connect(ctx context.Context, op string) (net.Conn, error) {
+func (c *Client) connect(ctx context.Context, req supRequest) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", c.sb.SupSocket())
 	if err != nil {
 		return nil, fmt.Errorf("%w (%s)", ErrNotRunning, c.sb.Workspace)
 	}
-	if err := control.NewWriter(conn).JSON(control.TypeJSON, supRequest{Op: op}); err != nil {
+	if err := control.NewWriter(conn).JSON(control.TypeJSON, req); err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("%w: %v", ErrNotRunning, err)
 	}
 	return conn, nil
 }
 
-func (c *Client) request(ctx context.Context, op string) (*supReply, error) {
-	conn, err := c.connect(ctx, op)
+func (c *Client) request(ctx context.Context, req supRequest) (*supReply, error) {
+	conn, err := c.connect(ctx, req)
 	if err != nil {
 		return nil, err
 	}
@@ -76,7 +76,7 @@ func (c *Client) request(ctx context.Context, op string) (*supReply, error) {
 
 // Status asks the supervisor about the sandbox.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
-	r, err := c.request(ctx, opStatus)
+	r, err := c.request(ctx, supRequest{Op: opStatus})
 	if err != nil {
 		return nil, err
 	}
@@ -98,13 +98,20 @@ func (c *Client) WaitGone(ctx context.Context) error {
 	return waitGone(ctx, c.pid)
 }
 
+// SetNetwork replaces the running VM's egress rules. Flows already open
+// keep going; new lookups and connections follow n.
+func (c *Client) SetNetwork(ctx context.Context, n Network) error {
+	_, err := c.request(ctx, supRequest{Op: opNet, Network: &n})
+	return err
+}
+
 // Stop asks the supervisor to power the VM off and waits until it is gone.
 func (c *Client) Stop(ctx context.Context) error {
 	st, err := c.Status(ctx)
 	if err != nil {
 		return err
 	}
-	if _, err := c.request(ctx, opStop); err != nil {
+	if _, err := c.request(ctx, supRequest{Op: opStop}); err != nil {
 		return err
 	}
 	return waitGone(ctx, st.Pid)
@@ -149,7 +156,7 @@ func (e *ExecError) Error() string { return e.Msg }
 // Exec runs a process in the VM and returns its exit code (128+N when
 // killed by signal N).
 func (c *Client) Exec(ctx context.Context, req control.Exec, sio ExecIO) (int, error) {
-	conn, err := c.connect(ctx, opAttach)
+	conn, err := c.connect(ctx, supRequest{Op: opAttach})
 	if err != nil {
 		return 0, err
 	}

@@ -153,8 +153,13 @@ func (s *Sandbox) QEMULog() string       { return filepath.Join(s.StateDir, "qem
 func (s *Sandbox) AgentLog() string      { return filepath.Join(s.StateDir, "agent.log") }
 func (s *Sandbox) QEMUPidFile() string   { return filepath.Join(s.StateDir, "qemu.pid") }
 func (s *Sandbox) Home() string          { return filepath.Join(s.StateDir, "home") }
-func (s *Sandbox) startLock() string     { return filepath.Join(s.StateDir, "start.lock") }
-func (s *Sandbox) supLock() string       { return filepath.Join(s.StateDir, "supervisor.lock") }
+func (s *Sandbox) NetworkLog() string    { return filepath.Join(s.StateDir, "network.jsonl") }
+
+// NetInfoDir is shared read-only with the guest (control.NetInfoDir): it
+// holds only what the sandbox user may know about its network.
+func (s *Sandbox) NetInfoDir() string { return filepath.Join(s.StateDir, "net") }
+func (s *Sandbox) startLock() string  { return filepath.Join(s.StateDir, "start.lock") }
+func (s *Sandbox) supLock() string    { return filepath.Join(s.StateDir, "supervisor.lock") }
 
 // Caches shared by every sandbox, under Dirs.Cache (Sandbox.CacheDir).
 func KernelCacheDir(cacheRoot string) string    { return filepath.Join(cacheRoot, "kernel") }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/acp-sandbox/acp-sandbox/internal/control"
 	"github.com/acp-sandbox/acp-sandbox/internal/version"
+	"github.com/acp-sandbox/acp-sandbox/netstack"
 	"github.com/acp-sandbox/acp-sandbox/vmm"
 	"github.com/acp-sandbox/acp-sandbox/vmm/kernel"
 	"github.com/hashicorp/yamux"
@@ -31,7 +32,10 @@ type Options struct {
 	CPUs        int           // 0 = 2
 	MemoryMiB   int           // 0 = 2048
 	IdleTimeout time.Duration // 0 = never stop when idle
-	Logger      *slog.Logger  // nil = discard
+	// Network is the VM's egress rules; the zero value denies everything.
+	// Clients replace them while it runs (Client.SetNetwork).
+	Network Network
+	Logger  *slog.Logger // nil = discard
 	// Progress receives human progress lines while the VM starts.
 	Progress func(format string, args ...any)
 }
@@ -49,7 +53,7 @@ const (
 )
 
 // guestModules are loaded at boot, dependencies resolved from the kernel.
-var guestModules = []string{"virtio_mmio", "virtio_console", "9pnet_virtio", "9p"}
+var guestModules = []string{"virtio_mmio", "virtio_console", "9pnet_virtio", "9p", "virtio_net"}
 
 type supervisor struct {
 	sb      *Sandbox
@@ -62,6 +66,8 @@ type supervisor struct {
 	verdict vmm.Verdict
 	machine *vmm.QEMU
 	sess    *yamux.Session
+	net     *netstack.Stack
+	audit   *netAudit
 	started time.Time
 	booted  time.Duration
 
@@ -98,6 +104,13 @@ func Supervise(ctx context.Context, sb *Sandbox, opt Options, ready func()) (err
 	}
 	defer lock.Close()
 	defer s.cleanupFiles()
+	if _, err := s.opt.Network.Rules(); err != nil {
+		return fmt.Errorf("network rules: %w", err)
+	}
+	if s.audit, err = openNetAudit(sb); err != nil {
+		return err
+	}
+	defer s.audit.Close()
 
 	// Boot as named, ordered steps (after firecracker-go-sdk's handlers):
 	// each one's failure names itself.
@@ -290,7 +303,9 @@ func (s *supervisor) boot(ctx context.Context) error {
 			// to the guest uid): files the sandbox creates belong to
 			// the host user, root included.
 			{Tag: "ws", Path: s.sb.Workspace, Options: "access=any"},
+			{Tag: "net", Path: control.NetInfoDir, ReadOnly: true},
 		},
+		Net: true,
 	}
 	param, err := control.EncodeBoot(bootCfg)
 	if err != nil {
@@ -319,6 +334,7 @@ func (s *supervisor) boot(ctx context.Context) error {
 		}
 		_ = s.machine.Kill()
 		<-s.machine.Done()
+		s.closeNet()
 	}
 	return err
 }
@@ -336,7 +352,13 @@ func (s *supervisor) bootOnce(ctx context.Context, param string) error {
 	for _, p := range []string{s.sb.ControlSocket(), s.sb.QMPSocket()} {
 		_ = os.Remove(p)
 	}
-	var err error
+	vmEnd, err := s.startNet()
+	if err != nil {
+		return err
+	}
+	// QEMU gets its own copy of the VM end; ours must go, or the stack
+	// would not see QEMU's exit as the link closing.
+	defer vmEnd.Close()
 	s.machine, err = vmm.Start(vmm.Config{
 		Kernel: s.kernel.Vmlinux, Initrd: s.initrd, Cmdline: param, Accel: s.verdict.Accel,
 		CPUs: s.opt.CPUs, MemoryMiB: s.opt.MemoryMiB,
@@ -344,7 +366,9 @@ func (s *supervisor) bootOnce(ctx context.Context, param string) error {
 			{Tag: "usr", HostPath: "/usr", ReadOnly: true},
 			{Tag: "home", HostPath: s.sb.Home()},
 			{Tag: "ws", HostPath: s.sb.Workspace},
+			{Tag: "net", HostPath: s.sb.NetInfoDir(), ReadOnly: true},
 		},
+		Net:           vmEnd,
 		ControlSocket: s.sb.ControlSocket(), QMPSocket: s.sb.QMPSocket(),
 		ConsoleLog: s.sb.ConsoleLog(), StderrLog: s.sb.QEMULog(),
 	})
@@ -475,6 +499,7 @@ func (s *supervisor) requestStop(reason string) {
 // shutdown stops the VM: guest poweroff (flushes 9p), then QMP quit, then
 // SIGKILL. It returns only when QEMU is gone.
 func (s *supervisor) shutdown() {
+	defer s.closeNet()
 	if s.machine == nil {
 		return
 	}
@@ -536,10 +561,12 @@ const (
 	opAttach = "attach" // splice this connection to a new guest stream
 	opStatus = "status"
 	opStop   = "stop"
+	opNet    = "network" // replace the egress rules
 )
 
 type supRequest struct {
-	Op string `json:"op"`
+	Op      string   `json:"op"`
+	Network *Network `json:"network,omitempty"`
 }
 
 type supReply struct {
@@ -561,6 +588,7 @@ type Status struct {
 	BootMillis  int64     `json:"bootMillis"`
 	Clients     int       `json:"clients"`
 	IdleTimeout string    `json:"idleTimeout,omitempty"`
+	Network     Network   `json:"network"`
 }
 
 func (s *supervisor) status() *Status {
@@ -570,6 +598,7 @@ func (s *supervisor) status() *Status {
 		ID: s.sb.ID, Workspace: s.sb.Workspace, Pid: os.Getpid(), QEMUPid: s.machine.Pid(),
 		Accel: s.verdict.Accel, AccelReason: s.verdict.Reason, Kernel: s.kernel.Version,
 		Version: s.version, Started: s.started, BootMillis: s.booted.Milliseconds(), Clients: s.clients,
+		Network: s.opt.Network,
 	}
 	if s.opt.IdleTimeout > 0 {
 		st.IdleTimeout = s.opt.IdleTimeout.String()
@@ -590,6 +619,14 @@ func (s *supervisor) handle(c net.Conn) {
 	case opStop:
 		_ = w.JSON(control.TypeJSON, supReply{})
 		s.requestStop("stop requested")
+	case opNet:
+		var r supReply
+		if req.Network == nil {
+			r.Error = "network request without rules"
+		} else if err := s.setNetwork(*req.Network); err != nil {
+			r.Error = err.Error()
+		}
+		_ = w.JSON(control.TypeJSON, r)
 	case opAttach:
 		s.mu.Lock()
 		s.clients++

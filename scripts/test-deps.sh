@@ -5,10 +5,18 @@
 set -euo pipefail
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; else SUDO=; fi
 
-# The end-to-end tests drive the bridge with the official ACP TypeScript SDK.
-if ! command -v npm >/dev/null 2>&1; then
-  echo "deps: installing nodejs npm" >&2
-  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
+# The end-to-end tests drive the bridge with the official ACP TypeScript SDK
+# (node, npm), make network requests from the VM with curl, wget and node
+# (all from the host's /usr, which the VM sees), and build the private
+# network namespace of the fake internet with ip (iproute2).
+need=()
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v wget >/dev/null 2>&1 || need+=(wget)
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "deps: installing ${need[*]}" >&2
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 sdk="$(dirname "$0")/../internal/e2e/testdata/sdkclient"
 if [ ! -d "$sdk/node_modules/@agentclientprotocol/sdk" ]; then

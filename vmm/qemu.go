@@ -32,6 +32,12 @@ const (
 // ControlPort is the virtio-serial port name of the control channel.
 const ControlPort = "acp-sandbox.ctl"
 
+// GuestMAC is the guest NIC's ethernet address.
+const GuestMAC = "5a:94:ef:e4:0c:ee"
+
+// netFD is the descriptor number of Config.Net in QEMU.
+const netFD = 3
+
 // Share is a host directory exported to the guest over 9p.
 type Share struct {
 	Tag      string
@@ -50,6 +56,11 @@ type Config struct {
 	Accel     Accel  // "" = tcg
 	TSCkHz    int    // host TSC frequency; 0 = read /proc/cpuinfo (TCG only)
 	Shares    []Share
+	// Net, if set, is one end of a SOCK_STREAM socketpair carrying the
+	// VM's ethernet frames in QEMU's stream framing (4-byte big-endian
+	// length, then the frame): the guest gets one virtio-net NIC on it.
+	// nil = no NIC, loopback only. Start passes it to QEMU as fd 3.
+	Net *os.File
 
 	ControlSocket string // QEMU listens here and waits for one client before booting
 	QMPSocket     string
@@ -115,6 +126,14 @@ func (c *Config) Args() ([]string, error) {
 		"-chardev", "socket,id=ctl,path="+qemuEscape(c.ControlSocket)+",server=on,wait=on",
 		"-device", "virtserialport,chardev=ctl,name="+ControlPort,
 	)
+	if c.Net != nil {
+		// The userspace stack on the other end is the whole network:
+		// no QEMU user-mode networking (slirp) anywhere.
+		args = append(args,
+			"-netdev", fmt.Sprintf("stream,id=net0,server=off,addr.type=fd,addr.str=%d", netFD),
+			"-device", "virtio-net-device,netdev=net0,mac="+GuestMAC,
+		)
+	}
 	for i, s := range c.Shares {
 		opt := fmt.Sprintf("local,id=fs%d,path=%s,security_model=none,multidevs=remap", i, qemuEscape(s.HostPath))
 		if s.ReadOnly {
@@ -162,6 +181,9 @@ func Start(cfg Config) (*QEMU, error) {
 	}
 	cmd := exec.Command(path, args...)
 	cmd.Stdin = nil
+	if cfg.Net != nil {
+		cmd.ExtraFiles = []*os.File{cfg.Net} // fd 3 = netFD
+	}
 	if cfg.StderrLog != "" {
 		f, err := os.OpenFile(cfg.StderrLog, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 		if err != nil {

@@ -46,6 +46,8 @@ type globals struct {
 	memory          int
 	idle            time.Duration
 	quiet           bool
+	allow, deny     []string
+	network         sandbox.Network // parsed from allow and deny by validate
 }
 
 // Main runs the CLI and returns the process exit code.
@@ -96,6 +98,8 @@ Headless use:
   acp-sandbox exec -- ls              run in an already running VM
   acp-sandbox ls                      list sandboxes
   acp-sandbox stop | rm | logs        manage them
+  acp-sandbox logs --network -f       watch the VM's network decisions
+  acp-sandbox why                     explain recent blocks (also inside the VM)
   acp-sandbox doctor                  check this machine (KVM, QEMU, kernel)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
@@ -122,11 +126,13 @@ Headless use:
 	pf.IntVar(&g.memory, "memory", 2048, "memory in MiB when starting a VM")
 	pf.DurationVar(&g.idle, "idle-timeout", envDuration("ACP_SANDBOX_IDLE_TIMEOUT", 30*time.Minute), "stop a started VM after this long without clients (0 = never; env ACP_SANDBOX_IDLE_TIMEOUT)")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress messages")
+	pf.StringArrayVar(&g.allow, "allow", nil, "let the VM reach HOST[:PORT] (repeatable): example.com, *.example.com (one label), **.example.com (any depth), 203.0.113.5, 10.0.0.0/8; no port means 443 and 80; host.acp-sandbox.internal:PORT shares the host's 127.0.0.1:PORT. Replaces a running sandbox's rules")
+	pf.StringArrayVar(&g.deny, "deny", nil, "never let the VM reach HOST[:PORT] (repeatable; beats --allow)")
 	root.AddCommand(
 		newRunCmd(g), newShellCmd(g), newStartCmd(g), newExecCmd(g),
 		newLsCmd(g), newStopCmd(g), newRmCmd(g), newLogsCmd(g),
 		newDoctorCmd(g), newSuperviseCmd(g), newVersionCmd(),
-		newDemoCmd(g), newDemoAgentCmd(),
+		newDemoCmd(g), newDemoAgentCmd(), newWhyCmd(g),
 	)
 	return root
 }
@@ -198,8 +204,11 @@ func (g *globals) startArgs() []string {
 	if g.unsafeWorkspace {
 		a = append(a, "--unsafe-workspace")
 	}
-	return a
+	return append(a, g.network.Args()...)
 }
+
+// networkGiven reports whether the command line named network rules.
+func (g *globals) networkGiven() bool { return len(g.allow)+len(g.deny) > 0 }
 
 func (g *globals) validate() error {
 	switch vmm.Accel(g.accel) {
@@ -210,6 +219,11 @@ func (g *globals) validate() error {
 	if g.kernel != "" && g.modules == "" {
 		return errors.New("--kernel needs --modules DIR (the lib/modules/VERSION directory of that kernel)")
 	}
+	n, err := sandbox.ParseNetwork(g.allow, g.deny)
+	if err != nil {
+		return err
+	}
+	g.network = n
 	return nil
 }
 
@@ -234,8 +248,18 @@ func (g *globals) ensure(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.Cli
 		if err := c.Stop(ctx); err != nil {
 			return nil, err
 		}
-		if c, _, err = sandbox.Ensure(ctx, sb, sandbox.StartOptions{Args: g.startArgs(), Progress: progress}); err != nil {
+		if c, st, err = sandbox.Ensure(ctx, sb, sandbox.StartOptions{Args: g.startArgs(), Progress: progress}); err != nil {
 			return nil, err
+		}
+	}
+	// The rules are the sandbox's, not the command's: rules given now
+	// replace those of a VM that was already running.
+	if g.networkGiven() && !st.Network.Equal(g.network) {
+		if err := c.SetNetwork(ctx, g.network); err != nil {
+			return nil, fmt.Errorf("cannot change the running sandbox's network rules: %w", err)
+		}
+		if progress != nil {
+			fmt.Fprintf(progress, "acp-sandbox: network rules of the running sandbox are now: %s\n", g.network)
 		}
 	}
 	return c, nil

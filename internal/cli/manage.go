@@ -182,15 +182,25 @@ func newRmCmd(g *globals) *cobra.Command {
 }
 
 func newLogsCmd(g *globals) *cobra.Command {
-	var follow bool
+	var follow, network, denied bool
 	cmd := &cobra.Command{
 		Use:   "logs [ID]",
-		Short: "Show a sandbox's logs: acp-sandbox's own, the guest console, and the agent's (ACP mode)",
-		Args:  cobra.MaximumNArgs(1),
+		Short: "Show a sandbox's logs: acp-sandbox's own, the guest console, the agent's, or the network's",
+		Long: `Show a sandbox's logs: acp-sandbox's own (sandbox.log), the guest console,
+and the agent's stderr (ACP mode). With --network, the network audit log
+instead: every DNS lookup and connection the VM tried, allowed or denied,
+with the rule that decided it.`,
+		Example: `  acp-sandbox logs
+  acp-sandbox logs --network -f          watch decisions as they happen
+  acp-sandbox logs --network --denied    only what was blocked`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			sb, err := g.pickSandbox(args)
 			if err != nil {
 				return err
+			}
+			if network || denied {
+				return showNetworkLog(cmd.Context(), os.Stdout, sb.NetworkLog(), denied, follow)
 			}
 			files := []string{sb.Log(), sb.ConsoleLog(), sb.AgentLog()}
 			found := false
@@ -218,6 +228,8 @@ func newLogsCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines")
+	cmd.Flags().BoolVar(&network, "network", false, "show the network audit log (one decision per line)")
+	cmd.Flags().BoolVar(&denied, "denied", false, "with --network: only denials and errors")
 	return cmd
 }
 
@@ -284,7 +296,7 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			err = sandbox.Supervise(ctx, sb, sandbox.Options{
 				Accel: vmm.Accel(g.accel), Kernel: g.kernel, Modules: g.modules,
 				CPUs: g.cpus, MemoryMiB: g.memory, IdleTimeout: g.idle,
-				Logger: logger, Progress: report,
+				Network: g.network, Logger: logger, Progress: report,
 			}, func() {
 				report("ready")
 				if ready != nil {

@@ -146,6 +146,10 @@ type Boot struct {
 	Canary bool `json:"canary,omitempty"`
 	// Port is the virtio-serial port name of the control channel.
 	Port string `json:"port"`
+	// Net: the VM has one virtio-net NIC, wired to the host's userspace
+	// network stack; PID 1 configures it by DHCP before serving. Without
+	// it the guest has loopback only.
+	Net bool `json:"net,omitempty"`
 }
 
 // Mount is one 9p share the guest mounts at Path.
@@ -165,6 +169,20 @@ const BootParam = "acpsandbox"
 
 // ModulesList is the initramfs file listing module paths to load, in order.
 const ModulesList = "/.acp-sandbox/modules.list"
+
+// GuestBinary is where the initramfs's /init is also reachable for the
+// sandbox user (as `acp-sandbox`, for `acp-sandbox why`): the directory is
+// on the default PATH.
+const GuestBinary = "/.acp-sandbox/bin/acp-sandbox"
+
+// NetInfoDir is where the guest mounts, read-only, the host directory
+// holding what the sandbox user may know about its network: the recent
+// blocked flows (NetBlockedFile) that `acp-sandbox why` explains.
+const NetInfoDir = "/run/acp-sandbox/net"
+
+// NetBlockedFile is the JSON-lines file of recent blocked flows, in
+// NetInfoDir on both sides.
+const NetBlockedFile = "blocked.jsonl"
 
 // VersionFile is the initramfs file holding the version (content hash) of
 // the /init binary, computed on the host when the initramfs was built:

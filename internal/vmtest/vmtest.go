@@ -87,7 +87,8 @@ var (
 	buildErr  error
 )
 
-// Binary returns a static acp-sandbox built from this source tree.
+// Binary returns a static acp-sandbox built from this source tree, with
+// the acpsandbox_testhooks build tag.
 func Binary(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
@@ -102,7 +103,7 @@ func Binary(t testing.TB) string {
 			return
 		}
 		dir := filepath.Join(CacheRoot(), "bin")
-		buildPath = filepath.Join(dir, "acp-sandbox-"+sum)
+		buildPath = filepath.Join(dir, "acp-sandbox-testhooks-"+sum)
 		if _, err := os.Stat(buildPath); err == nil {
 			return
 		}
@@ -111,7 +112,9 @@ func Binary(t testing.TB) string {
 			return
 		}
 		tmp := buildPath + ".tmp"
-		cmd := exec.Command("go", "build", "-trimpath", "-o", tmp, "./cmd/acp-sandbox")
+		// The test hooks (sandbox.TestNetEnv) let tests give the VM a fake
+		// internet; they act only when their variable is set.
+		cmd := exec.Command("go", "build", "-trimpath", "-tags", "acpsandbox_testhooks", "-o", tmp, "./cmd/acp-sandbox")
 		cmd.Dir = root
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {

@@ -1,0 +1,18 @@
+package sandbox
+
+// TestNetEnv names a JSON file (TestNet) that replaces the VM network's
+// resolver and dialer. Only binaries built with the acpsandbox_testhooks
+// tag (testhooks.go) read it; the shipped binary ignores it: end-to-end tests use it so that no packet leaves the
+// machine while the policy sees public (documentation) addresses.
+const TestNetEnv = "ACP_SANDBOX_TEST_NET"
+
+// TestNet is the fake internet of one test.
+type TestNet struct {
+	// Hosts answers lookups: name → addresses. Other names do not exist.
+	Hosts map[string][]string `json:"hosts"`
+	// Routes maps the "ip:port" the stack dials to a loopback "ip:port".
+	// Other dials fail; none reaches the real network.
+	Routes map[string]string `json:"routes"`
+	// DialLog, if set, gets one line per dial the stack attempted.
+	DialLog string `json:"dialLog"`
+}
