@@ -128,6 +128,7 @@ Headless use:
 		newDoctorCmd(g), newSuperviseCmd(g), newVersionCmd(),
 		newDemoCmd(g), newDemoAgentCmd(),
 	)
+	root.AddCommand(newEditorsCmd())
 	return root
 }
 
