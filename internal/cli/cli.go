@@ -134,6 +134,7 @@ Headless use:
 		newDoctorCmd(g), newSuperviseCmd(g), newVersionCmd(),
 		newDemoCmd(g), newDemoAgentCmd(), newWhyCmd(g),
 	)
+	root.AddCommand(newEditorsCmd())
 	return root
 }
 
