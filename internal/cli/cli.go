@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/internal/control"
+	"github.com/acp-sandbox/acp-sandbox/internal/presets"
 	"github.com/acp-sandbox/acp-sandbox/sandbox"
 	"github.com/acp-sandbox/acp-sandbox/vmm"
 	"github.com/spf13/cobra"
@@ -48,6 +49,7 @@ type globals struct {
 	quiet           bool
 	allow, deny     []string
 	network         sandbox.Network // parsed from allow and deny by validate
+	preset          *presets.Preset // the agent preset the command names, if any
 }
 
 // Main runs the CLI and returns the process exit code.
@@ -75,12 +77,17 @@ func Main(args []string) int {
 func newRoot(g *globals) *cobra.Command {
 	root := &cobra.Command{
 		Use: "acp-sandbox [flags] -- AGENT [ARGS...]",
-		Example: `  editor config: command "acp-sandbox", args ["--", "claude-agent-acp"]
-  acp-sandbox -- gemini --acp      (stdin not a terminal: speaks ACP)
+		Example: `  editor config: command "acp-sandbox", args ["--", "claude"]
+  acp-sandbox editors install zed  writes that config for you
+  acp-sandbox -- gemini            (stdin not a terminal: speaks ACP)
   acp-sandbox demo                 a full ACP session with a built-in agent`,
 		Short: "Run AI coding agents in a microVM per workspace",
 		Long: `acp-sandbox runs a coding agent inside a microVM that sees only your
 workspace (at the same path) and nothing else of your machine.
+
+AGENT is a preset — claude, codex or gemini: the agent's ACP adapter,
+installed with npm in the sandbox on first use, with its model API allowed —
+or any command that speaks ACP on stdio.
 
 As an editor's agent command, acp-sandbox -- AGENT [ARGS...] speaks ACP on
 stdin/stdout, runs AGENT in the workspace's VM and relays both ways: file
@@ -108,6 +115,7 @@ Headless use:
 			if len(args) == 0 {
 				return cmd.Help()
 			}
+			args = g.usePreset(args)
 			if isTerminal(os.Stdin) {
 				// An editor re-running our command line for a terminal
 				// login, or a user trying it out: run it interactively.

@@ -145,7 +145,10 @@ func (g *globals) start(ctx context.Context) (*sandbox.Sandbox, *sandbox.Client,
 		return nil, nil, err
 	}
 	c, err := g.ensure(ctx, sb)
-	return sb, c, err
+	if err != nil || g.preset == nil {
+		return sb, c, err
+	}
+	return sb, c, installPreset(ctx, c, *g.preset, os.Stderr)
 }
 
 // runInWorkspace is run and shell: start the sandbox, run req with this
