@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"time"
 
+	"github.com/acp-sandbox/acp-sandbox/internal/presets"
 	"github.com/acp-sandbox/acp-sandbox/sandbox"
 	"github.com/acp-sandbox/acp-sandbox/vmm"
 	"github.com/acp-sandbox/acp-sandbox/vmm/kernel"
@@ -20,6 +23,9 @@ type check struct {
 	OK     bool   `json:"ok"`
 	Detail string `json:"detail"`
 	Fix    string `json:"fix,omitempty"`
+	// Optional: a failure here limits a feature, not the sandbox; it is
+	// printed as a warning and does not fail doctor.
+	Optional bool `json:"optional,omitempty"`
 }
 
 type doctorReport struct {
@@ -27,6 +33,9 @@ type doctorReport struct {
 	Accel   vmm.Verdict `json:"accel"`
 	Checks  []check     `json:"checks"`
 	Running int         `json:"running"`
+	// Sandboxes describes each running sandbox: id, workspace, accelerator
+	// and network rules.
+	Sandboxes []string `json:"sandboxes,omitempty"`
 }
 
 func runDoctor(ctx context.Context, g *globals) doctorReport {
@@ -91,16 +100,51 @@ func runDoctor(ctx context.Context, g *globals) doctorReport {
 		}
 	}
 
+	// Presets run the host's node and npm, which the VM sees through /usr.
+	if npm, err := exec.LookPath("npm"); err != nil {
+		add(check{Name: "npm", Optional: true, Detail: "npm not found: agent presets (-- claude, codex, gemini) cannot be installed", Fix: "apt-get install --no-install-recommends nodejs npm"})
+	} else if real, _ := filepath.EvalSymlinks(npm); !strings.HasPrefix(real, "/usr/") {
+		add(check{Name: "npm", Optional: true, Detail: npm + " is outside /usr, so the VM cannot see it: agent presets cannot be installed", Fix: "apt-get install --no-install-recommends nodejs npm (the VM shares the host's /usr)"})
+	} else {
+		add(check{Name: "npm", OK: true, Detail: real + " (the VM sees it through /usr)"})
+	}
+	if sb, err := g.workspaceSandbox(); err == nil {
+		var have, missing []string
+		for _, p := range presets.All() {
+			host := filepath.Join(sb.Home(), strings.TrimPrefix(p.Command(sandbox.GuestHome), sandbox.GuestHome+"/"))
+			if _, err := os.Stat(host); err == nil {
+				have = append(have, p.Name+" "+p.Version)
+			} else {
+				missing = append(missing, p.Name)
+			}
+		}
+		detail := "in " + sb.Workspace + "'s sandbox: "
+		if len(have) > 0 {
+			detail += strings.Join(have, ", ") + " installed"
+			if len(missing) > 0 {
+				detail += "; "
+			}
+		}
+		if len(missing) > 0 {
+			detail += strings.Join(missing, ", ") + " install on first use"
+		}
+		add(check{Name: "presets", OK: true, Detail: detail})
+	}
+
 	if list, err := listSandboxes(ctx); err == nil {
 		for _, e := range list {
-			if e.State == "running" {
-				r.Running++
+			if e.State != "running" {
+				continue
+			}
+			r.Running++
+			if e.Status != nil {
+				r.Sandboxes = append(r.Sandboxes, fmt.Sprintf("%s %s (%s, network: %s)", e.ID, e.Workspace, e.Status.Accel, e.Status.Network))
 			}
 		}
 	}
 	r.OK = true
 	for _, c := range r.Checks {
-		r.OK = r.OK && c.OK
+		r.OK = r.OK && (c.OK || c.Optional)
 	}
 	return r
 }
@@ -121,7 +165,7 @@ func newDoctorCmd(g *globals) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "doctor",
-		Short: "Check this machine: accelerator (and why), QEMU, kernel, directories",
+		Short: "Check this machine: accelerator (and why), QEMU, kernel, directories, npm for presets, running sandboxes",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, cancel := context.WithTimeout(cmd.Context(), 30*time.Second)
@@ -134,7 +178,10 @@ func newDoctorCmd(g *globals) *cobra.Command {
 			} else {
 				for _, c := range r.Checks {
 					mark := "ok  "
-					if !c.OK {
+					switch {
+					case !c.OK && c.Optional:
+						mark = "warn"
+					case !c.OK:
 						mark = "FAIL"
 					}
 					fmt.Printf("%s %-12s %s\n", mark, c.Name, c.Detail)
@@ -143,6 +190,9 @@ func newDoctorCmd(g *globals) *cobra.Command {
 					}
 				}
 				fmt.Printf("     %-12s %d running\n", "sandboxes", r.Running)
+				for _, s := range r.Sandboxes {
+					fmt.Printf("     %-12s %s\n", "", s)
+				}
 			}
 			if !r.OK {
 				return &exitError{code: 1}
