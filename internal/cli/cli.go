@@ -126,7 +126,7 @@ Headless use:
 		newRunCmd(g), newShellCmd(g), newStartCmd(g), newExecCmd(g),
 		newLsCmd(g), newStopCmd(g), newRmCmd(g), newLogsCmd(g),
 		newDoctorCmd(g), newSuperviseCmd(g), newVersionCmd(),
-		newDemoCmd(g), newDemoAgentCmd(),
+		newDemoCmd(g), newDemoAgentCmd(), newPolicyCmd(g),
 	)
 	return root
 }
