@@ -3,6 +3,7 @@ module github.com/acp-sandbox/acp-sandbox
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.6.0
 	github.com/cavaliergopher/cpio v1.0.1
 	github.com/creack/pty v1.1.24
 	github.com/hashicorp/yamux v0.1.2

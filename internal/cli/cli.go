@@ -140,9 +140,9 @@ Headless use:
 		newRunCmd(g), newShellCmd(g), newStartCmd(g), newExecCmd(g),
 		newLsCmd(g), newStopCmd(g), newRmCmd(g), newLogsCmd(g),
 		newDoctorCmd(g), newSuperviseCmd(g), newVersionCmd(),
-		newDemoCmd(g), newDemoAgentCmd(), newWhyCmd(g),
+		newDemoCmd(g), newDemoAgentCmd(), newWhyCmd(g), newPolicyCmd(g),
+		newEditorsCmd(),
 	)
-	root.AddCommand(newEditorsCmd())
 	return root
 }
 

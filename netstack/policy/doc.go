@@ -23,7 +23,8 @@
 // A pattern is a host name ("example.com"), a one-label wildcard
 // ("*.example.com": a.example.com, not example.com nor a.b.example.com), an
 // any-depth wildcard ("**.example.com": a.example.com and a.b.example.com, not
-// example.com), an IP address ("203.0.113.5", "2001:db8::1") or a CIDR
+// example.com), "**" alone for every host name (still never a special
+// address, below), an IP address ("203.0.113.5", "2001:db8::1") or a CIDR
 // ("10.0.0.0/8"), each with an optional ":port" ("api.example.com:8443",
 // "[2001:db8::1]:443", "10.0.0.0/8:22"). Matching is case-insensitive and a
 // trailing dot is ignored.

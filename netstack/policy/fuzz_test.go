@@ -8,7 +8,7 @@ import (
 // FuzzParsePattern: ParsePattern never panics, and a parsed pattern's String()
 // re-parses to an equal pattern that matches the same names.
 func FuzzParsePattern(f *testing.F) {
-	for _, s := range []string{"example.com", "*.example.com", "**.example.com:443", "10.0.0.0/8", "[2001:db8::1]:443", "::ffff:10.0.0.0/104", "*example.com", "a..b", "example.com:0"} {
+	for _, s := range []string{"example.com", "*.example.com", "**.example.com:443", "10.0.0.0/8", "[2001:db8::1]:443", "::ffff:10.0.0.0/104", "*example.com", "a..b", "example.com:0", "**", "**:443"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, s string) {
@@ -31,6 +31,13 @@ func FuzzParsePattern(f *testing.F) {
 				t.Fatalf("ParsePattern(%q) prefix %v not canonical", s, p.Prefix())
 			}
 			_ = (&Policy{Allow: []Pattern{p}}).AllowIP(netip.MustParseAddr("203.0.113.1"), 443, nil)
+			return
+		}
+		if p.Kind() == AnyDepth && p.domain == "" {
+			// "**": every name.
+			if !p.matchName("x.example.com") || !p.matchName("localhost") {
+				t.Fatalf("%q does not match every name", p)
+			}
 			return
 		}
 		// The pattern's own domain is a valid name, and the wildcard forms match one level below.

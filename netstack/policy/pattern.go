@@ -18,7 +18,7 @@ const (
 	// domain.
 	OneLabel
 	// AnyDepth ("**.example.com") matches names one or more labels below the
-	// domain.
+	// domain; "**" alone matches every host name (see [ParsePattern]).
 	AnyDepth
 	// Addr matches an IP address or a CIDR.
 	Addr
@@ -29,7 +29,7 @@ const (
 // flows spelled the same way after normalisation are ==.
 type Pattern struct {
 	kind   Kind
-	domain string       // lower case, no trailing dot; for wildcards the part after "*." or "**."
+	domain string       // lower case, no trailing dot; for wildcards the part after "*." or "**."; "" for "**" alone
 	prefix netip.Prefix // Kind Addr; IPv4-mapped prefixes are stored as IPv4
 	port   int          // 0: no port given
 }
@@ -54,7 +54,10 @@ func (p Pattern) String() string {
 	case OneLabel:
 		host = "*." + p.domain
 	case AnyDepth:
-		host = "**." + p.domain
+		host = "**"
+		if p.domain != "" {
+			host += "." + p.domain
+		}
 	case Addr:
 		if p.prefix.IsSingleIP() {
 			host = p.prefix.Addr().String()
@@ -85,6 +88,12 @@ func (e *PatternError) Error() string { return fmt.Sprintf("%q: %s", e.Pattern, 
 // "**.example.com", "203.0.113.5", "10.0.0.0/8", "2001:db8::/32", each
 // optionally followed by ":port" (IPv6 in brackets: "[2001:db8::1]:443").
 // Errors are *PatternError and say how to fix the pattern.
+//
+// "**" alone (or "**:port") matches every host name: it is how sandbox.toml's
+// "open" preset says "any public host". It unlocks no special address: a name
+// that resolves to a private, loopback or metadata address is still refused
+// (see [Policy.CheckAnswer]). A lone "*" stays an error: one label of any
+// name is never what anyone means.
 func ParsePattern(s string) (Pattern, error) {
 	fail := func(format string, a ...any) (Pattern, error) {
 		return Pattern{}, &PatternError{Pattern: s, Msg: fmt.Sprintf(format, a...)}
@@ -187,6 +196,10 @@ func ParsePattern(s string) (Pattern, error) {
 	p.kind = Exact
 	switch labels[0] {
 	case "*", "**":
+		if len(labels) == 1 && labels[0] == "**" {
+			p.kind = AnyDepth
+			return p, nil
+		}
 		if len(labels) == 1 {
 			return fail("a wildcard alone would allow every host: name the domain, as in %q", withPort(labels[0]+".example.com"))
 		}
@@ -353,6 +366,9 @@ func (p Pattern) matchName(n string) bool {
 	case Exact:
 		return n == p.domain
 	case OneLabel, AnyDepth:
+		if p.kind == AnyDepth && p.domain == "" {
+			return true // "**": every (valid, normalised) name
+		}
 		head, ok := strings.CutSuffix(n, "."+p.domain)
 		if !ok || head == "" {
 			return false

@@ -20,6 +20,10 @@ func TestParsePatternGood(t *testing.T) {
 		{"example.com.:443", "example.com:443", Exact, 443, ""},
 		{"*.example.com", "*.example.com", OneLabel, 0, ""},
 		{"**.Example.com:443", "**.example.com:443", AnyDepth, 443, ""},
+		// "**" alone is every host name (the "open" preset of sandbox.toml).
+		{"**", "**", AnyDepth, 0, ""},
+		{"**:443", "**:443", AnyDepth, 443, ""},
+		{"**.", "**", AnyDepth, 0, ""},
 		{"_dmarc.example.com", "_dmarc.example.com", Exact, 0, ""},
 		{"xn--bcher-kva.example", "xn--bcher-kva.example", Exact, 0, ""},
 		{"localhost", "localhost", Exact, 0, ""},
@@ -69,7 +73,6 @@ func TestParsePatternBad(t *testing.T) {
 		{" example.com", `" example.com": white space around the pattern: use "example.com"`},
 		// A lone wildcard would be an allow-everything rule hidden in a list.
 		{"*", `"*": a wildcard alone would allow every host: name the domain, as in "*.example.com"`},
-		{"**", `"**": a wildcard alone would allow every host: name the domain, as in "**.example.com"`},
 		{"*:443", `"*:443": a wildcard alone would allow every host: name the domain, as in "*.example.com:443"`},
 		// "*.com" would open a whole top-level domain.
 		{"*.com", `"*.com": a wildcard over a top-level domain allows too much: name the domain, as in "*.example.com"`},

@@ -359,3 +359,36 @@ func TestNilPolicyDeniesEverything(t *testing.T) {
 		t.Errorf("invalid address allowed: %+v", d)
 	}
 }
+
+// "**" (the "open" preset) allows every public name on 443 and 80 and
+// nothing special: each case names the leak it stops.
+func TestAnyNameStaysPublic(t *testing.T) {
+	p := mustNew(t, []string{"**", "0.0.0.0/0", "::/0"}, []string{"*.evil.example"})
+	if d := p.AllowName("pypi.org", 443); !d.Allow || d.Rule != `allow "**"` {
+		t.Errorf("pypi.org:443 = %+v, want allowed by **", d)
+	}
+	// A port-less "**" opens the web ports only, not ssh to every host.
+	if d := p.AllowName("github.com", 22); d.Allow {
+		t.Errorf("github.com:22 allowed by %s", d.Rule)
+	}
+	// Deny still beats the widest allow.
+	if d := p.AllowName("a.evil.example", 443); d.Allow {
+		t.Errorf("a.evil.example allowed by %s", d.Rule)
+	}
+	// DNS rebinding: an allowed name may not lead to a private address.
+	if d := p.CheckAnswer("intranet.example.com", netip.MustParseAddr("10.1.2.3")); d.Allow {
+		t.Errorf("answer 10.1.2.3 allowed by %s", d.Rule)
+	}
+	// Metadata and loopback stay closed, pinned or not.
+	pins := NewPinSet(PinSetOptions{})
+	pins.Pin("meta.example.com", netip.MustParseAddr("169.254.169.254"), time.Minute)
+	for _, ip := range []string{"169.254.169.254", "127.0.0.1", "192.168.1.1", "::1"} {
+		if d := p.AllowIP(netip.MustParseAddr(ip), 443, pins); d.Allow {
+			t.Errorf("%s:443 allowed by %s", ip, d.Rule)
+		}
+	}
+	// A public address by IP literal is allowed by the CIDRs of the preset.
+	if d := p.AllowIP(netip.MustParseAddr("203.0.113.9"), 443, nil); !d.Allow {
+		t.Errorf("203.0.113.9:443 denied: %s", d.Reason)
+	}
+}
