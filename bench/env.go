@@ -98,7 +98,8 @@ func (e *env) mkdir(name string) (string, error) {
 }
 
 // build compiles the static acp-sandbox, walker, bareinit, lines and
-// linemem binaries from the module this bench belongs to.
+// linemem binaries from the module this bench belongs to, with the
+// acpsandbox_testhooks tag (the network group's fake internet).
 func (e *env) build(ctx context.Context) error {
 	out, err := exec.CommandContext(ctx, "go", "env", "GOMOD").Output()
 	if err != nil {
@@ -108,7 +109,9 @@ func (e *env) build(ctx context.Context) error {
 	if gomod == "" || gomod == os.DevNull {
 		return errors.New("run the bench from inside the acp-sandbox module (go run ./bench)")
 	}
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Dir(e.bin)+"/",
+	// The test hooks (sandbox/testhooks.go) act only when
+	// ACP_SANDBOX_TEST_NET is set, which only the network group does.
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-tags", "acpsandbox_testhooks", "-o", filepath.Dir(e.bin)+"/",
 		"./cmd/acp-sandbox", "./bench/walker", "./bench/bareinit", "./bench/lines", "./bench/linemem")
 	cmd.Dir = filepath.Dir(gomod)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")

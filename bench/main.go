@@ -4,12 +4,13 @@
 // and the exit status does not depend on the goals: compare ratios, which
 // cancel most of the machine's speed and load, not absolute times.
 //
-//	go run ./bench [-only runtime|bridge] [-n 5] [-execs 50] [-files 2000]
-//	    [-notifications 10000] [-rtts 1000] [-line 64] [-faults 3] [-json] [-keep]
+//	go run ./bench [-only runtime|bridge|network] [-n 5] [-execs 50] [-files 2000]
+//	    [-notifications 10000] [-rtts 1000] [-line 64] [-faults 3]
+//	    [-download 64] [-conns 200] [-lookups 200] [-json] [-keep]
 //
-// Two groups of figures: runtime (below; -n, -execs, -files) and bridge
-// (bridge.go; -n, -notifications, -rtts, -line, -faults), both by
-// default.
+// Three groups of figures: runtime (below; -n, -execs, -files), bridge
+// (bridge.go; -n, -notifications, -rtts, -line, -faults) and network
+// (network.go; -n, -download, -conns, -lookups), all by default.
 //
 // Everything runs with a private HOME, XDG_STATE_HOME and XDG_RUNTIME_DIR
 // in a temp dir; XDG_CACHE_HOME is ~/.cache/acp-sandbox-bench, shared by
@@ -71,6 +72,12 @@
 // session/update notifications, request round trips, the bridge's peak RSS
 // for one huge line, and how fast a prompt fails when the agent crashes or
 // QEMU is killed. See bridge.go and README.md.
+//
+// The network group measures the VM's userspace network stack with its
+// egress policy against the same stack with the policy reduced to an
+// address rule: bulk download, new connections per second and DNS query
+// latency, with a fake internet on loopback (the acpsandbox_testhooks
+// build tag). See network.go and README.md.
 package main
 
 import (
@@ -95,7 +102,9 @@ type options struct {
 	json, keep         bool
 	// The bridge group's.
 	rtts, notifs, lineMiB, faults int
-	runtime, bridge               bool // the groups to run
+	// The network group's.
+	downloadMiB, conns, lookups int
+	runtime, bridge, network    bool // the groups to run
 }
 
 func main() {
@@ -109,21 +118,27 @@ func main() {
 	flag.IntVar(&o.rtts, "rtts", 1000, "request round trips per arm (bridge)")
 	flag.IntVar(&o.lineMiB, "line", 64, "size of the line of the memory figure, MiB (bridge)")
 	flag.IntVar(&o.faults, "faults", 3, "agent crashes and QEMU kills per arm (bridge)")
-	only := flag.String("only", "", "run one group of figures: runtime or bridge (default both)")
+	flag.IntVar(&o.downloadMiB, "download", 64, "size of the bulk download, MiB (network)")
+	flag.IntVar(&o.conns, "conns", 200, "new connections per arm (network)")
+	flag.IntVar(&o.lookups, "lookups", 200, "DNS lookups per name (network)")
+	only := flag.String("only", "", "run one group of figures: runtime, bridge or network (default all)")
 	flag.Parse()
-	if o.runs < 1 || o.execs < 1 || o.files < 1 || o.notifs < 1 || o.rtts < 1 || o.lineMiB < 1 || o.faults < 1 {
-		fmt.Fprintln(os.Stderr, "bench: -n, -execs, -files, -notifications, -rtts, -line and -faults must be positive")
+	if o.runs < 1 || o.execs < 1 || o.files < 1 || o.notifs < 1 || o.rtts < 1 || o.lineMiB < 1 || o.faults < 1 ||
+		o.downloadMiB < 1 || o.conns < 1 || o.lookups < 1 {
+		fmt.Fprintln(os.Stderr, "bench: -n, -execs, -files, -notifications, -rtts, -line, -faults, -download, -conns and -lookups must be positive")
 		os.Exit(2)
 	}
 	switch *only {
 	case "":
-		o.runtime, o.bridge = true, true
+		o.runtime, o.bridge, o.network = true, true, true
 	case "runtime":
 		o.runtime = true
 	case "bridge":
 		o.bridge = true
+	case "network":
+		o.network = true
 	default:
-		fmt.Fprintf(os.Stderr, "bench: -only %q: want runtime or bridge\n", *only)
+		fmt.Fprintf(os.Stderr, "bench: -only %q: want runtime, bridge or network\n", *only)
 		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -146,12 +161,16 @@ func progress(format string, args ...any) {
 // run does the whole benchmark; failures end up in the report's Error.
 func run(ctx context.Context, o options) (rep *Report) {
 	rep = &Report{Started: time.Now(), Runs: o.runs, Execs: o.execs, Files: o.files,
-		Notifications: o.notifs, RTTs: o.rtts, LineMiB: o.lineMiB, Faults: o.faults}
+		Notifications: o.notifs, RTTs: o.rtts, LineMiB: o.lineMiB, Faults: o.faults,
+		DownloadMiB: o.downloadMiB, Conns: o.conns, Lookups: o.lookups}
 	if o.runtime {
 		rep.Groups = append(rep.Groups, "runtime")
 	}
 	if o.bridge {
 		rep.Groups = append(rep.Groups, "bridge")
+	}
+	if o.network {
+		rep.Groups = append(rep.Groups, "network")
 	}
 	rep.Host.CPUs = runtime.NumCPU()
 	rep.Host.LoadBefore = loadavg()

@@ -42,6 +42,8 @@ type bench struct {
 	walkCfg vmm.Config // the bare walk VM: bareinit, the workspace share
 
 	bws string // the bridge group's workspace
+
+	net *netState // the network group's fixtures
 }
 
 type phase struct {
@@ -67,6 +69,9 @@ func (b *bench) all(ctx context.Context) error {
 	}
 	if b.o.bridge {
 		phases = append(phases, b.bridgePhases()...)
+	}
+	if b.o.network {
+		phases = append(phases, b.networkPhases()...)
 	}
 	for _, phase := range phases {
 		if err := phase.fn(ctx); err != nil {

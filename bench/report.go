@@ -52,6 +52,10 @@ const (
 	unitSeconds = "s"
 	unitBytes   = "bytes"
 	unitRate    = "lines/s" // messages (lines) per second
+	// The network group's.
+	unitByteRate = "bytes/s"
+	unitConnRate = "conns/s"
+	unitRatio    = "x"
 )
 
 // Row is one figure of the report. Value is the headline statistic (a
@@ -128,13 +132,18 @@ type Report struct {
 	Execs   int       `json:"execs"`
 	Files   int       `json:"files"`
 	// The bridge group's parameters.
-	Notifications int      `json:"notifications"`
-	RTTs          int      `json:"rtts"`
-	LineMiB       int      `json:"lineMiB"`
-	Faults        int      `json:"faults"`
-	Results       []Row    `json:"results"`
-	Breakdown     []Row    `json:"breakdown"`
-	Notes         []string `json:"notes"`
+	Notifications int `json:"notifications"`
+	RTTs          int `json:"rtts"`
+	LineMiB       int `json:"lineMiB"`
+	Faults        int `json:"faults"`
+	// The network group's parameters.
+	DownloadMiB int `json:"downloadMiB"`
+	Conns       int `json:"conns"`
+	Lookups     int `json:"lookups"`
+	// The figures, in the order measured.
+	Results   []Row    `json:"results"`
+	Breakdown []Row    `json:"breakdown"`
+	Notes     []string `json:"notes"`
 	// LeftoverQEMU lists QEMU processes the cleanup had to kill; it must be
 	// empty.
 	LeftoverQEMU []int  `json:"leftoverQemu"`
@@ -150,6 +159,12 @@ func format(unit string, v float64) string {
 		return fmt.Sprintf("%.1f MiB", v/(1<<20))
 	case unitRate:
 		return fmt.Sprintf("%.0f /s", v)
+	case unitByteRate:
+		return fmt.Sprintf("%.1f MiB/s", v/(1<<20))
+	case unitConnRate:
+		return fmt.Sprintf("%.1f /s", v)
+	case unitRatio:
+		return fmt.Sprintf("%.2fx", v)
 	case unitSeconds:
 		switch a := math.Abs(v); {
 		case a >= 1:
