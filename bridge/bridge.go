@@ -24,6 +24,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/acp"
@@ -54,6 +56,16 @@ type Options struct {
 	Logger        *slog.Logger // nil = discard
 	// MaxLine bounds one message; 0 = acp's default (64 MiB and more).
 	MaxLine int
+	// NetworkQuestions delivers flows the sandbox's network blocked, to
+	// put to the user while a prompt turn is on (network.go). nil: none.
+	NetworkQuestions <-chan NetworkQuestion
+	// OnTurn is told when the first prompt turn starts (true) and when the
+	// last one ends (false), so that questions are only sent while someone
+	// is watching. It must not block. nil: not told.
+	OnTurn func(active bool)
+	// ApprovalTimeout bounds the wait for the user's answer; 0 means
+	// DefaultApprovalTimeout.
+	ApprovalTimeout time.Duration
 }
 
 // Agent is the agent process as streams.
@@ -90,6 +102,12 @@ type bridge struct {
 	ed    Editor
 	ag    Agent
 	state *state
+
+	// Requests the bridge itself sends the editor (network approvals).
+	ids       *acp.IDAllocator
+	own       acp.Pending
+	toolCalls atomic.Int64
+	asks      sync.WaitGroup
 }
 
 func newBridge(opt Options, ed Editor, ag Agent) *bridge {
@@ -100,11 +118,20 @@ func newBridge(opt Options, ed Editor, ag Agent) *bridge {
 	return &bridge{
 		opt: opt, log: log, ed: ed, ag: ag,
 		toEd: acp.NewWriter(ed.Out), toAg: acp.NewWriter(ag.Stdin),
-		state: newState(),
+		state: newState(opt.OnTurn), ids: acp.NewIDAllocator(),
 	}
 }
 
 func (b *bridge) run(ctx context.Context) error {
+	if b.opt.NetworkQuestions != nil {
+		qctx, stop := context.WithCancel(ctx)
+		defer func() {
+			stop()
+			b.own.FailAll(context.Canceled)
+			b.asks.Wait()
+		}()
+		go b.serveQuestions(qctx) // owned: ends with qctx; its asks are waited for above
+	}
 	edDone := make(chan error, 1)
 	agDone := make(chan struct{})
 	go func() { edDone <- b.editorLoop(ctx) }()
@@ -192,6 +219,14 @@ func (b *bridge) editorLoop(ctx context.Context) error {
 				b.replyEditorError(me.ID, me.Code(), err.Error())
 			}
 			b.log.Warn("bad message from the editor", "err", err)
+			continue
+		}
+		if m.Kind == acp.KindResponse && b.ids.Owns(m.ID) {
+			// The answer to one of the bridge's own requests: never the
+			// agent's business.
+			if _, err := b.own.Resolve(m); err != nil {
+				b.log.Warn("an answer to an unknown acp-sandbox request", "id", m.ID.String())
+			}
 			continue
 		}
 		for _, out := range b.fromEditor(ctx, m) { // none: answered by the bridge

@@ -35,6 +35,12 @@ func (b *bridge) fromEditor(ctx context.Context, m *acp.Message) [][]byte {
 		if errors.Is(err, errRefused) {
 			return nil
 		}
+	case "session/prompt":
+		var p struct {
+			SessionID string `json:"sessionId"`
+		}
+		_ = json.Unmarshal(m.Params, &p)
+		req.session = p.SessionID
 	}
 	if err != nil {
 		b.replyEditorError(m.ID, acp.InvalidParams, err.Error())
@@ -44,6 +50,9 @@ func (b *bridge) fromEditor(ctx context.Context, m *acp.Message) [][]byte {
 		b.replyEditorError(m.ID, acp.InvalidRequest, err.Error())
 		return nil
 	}
+	if req.method == "session/prompt" {
+		b.state.turnStart(req.session)
+	}
 	return [][]byte{out}
 }
 
@@ -52,6 +61,9 @@ func (b *bridge) fromAgent(m *acp.Message) [][]byte {
 	switch m.Kind {
 	case acp.KindResponse:
 		req := b.state.answered(m)
+		if req != nil && req.method == "session/prompt" {
+			b.state.turnEnd(req.session)
+		}
 		if req == nil || m.Result == nil {
 			return [][]byte{m.Raw}
 		}

@@ -11,7 +11,7 @@ import (
 type editorRequest struct {
 	method   string
 	roots    []string // session/new|load|resume: the checked roots
-	session  string   // session/load|resume: the id asked for
+	session  string   // session/load|resume|prompt: its session
 	warnings []string // shown to the user once the session exists
 }
 
@@ -23,12 +23,63 @@ type state struct {
 
 	mu       sync.Mutex
 	sessions map[string][]string // session id → resolved roots
+	turns    []string            // sessions with a prompt turn on, oldest first (one entry per turn)
+	onTurn   func(bool)
 }
 
 var errAgentGone = errors.New("the agent is gone")
 
-func newState() *state {
-	return &state{sessions: map[string][]string{}}
+func newState(onTurn func(bool)) *state {
+	return &state{sessions: map[string][]string{}, onTurn: onTurn}
+}
+
+// turnStart records a session/prompt forwarded to the agent.
+func (s *state) turnStart(session string) {
+	s.mu.Lock()
+	first := len(s.turns) == 0
+	s.turns = append(s.turns, session)
+	s.mu.Unlock()
+	if first && s.onTurn != nil {
+		s.onTurn(true)
+	}
+}
+
+// turnEnd records the end of one turn of session.
+func (s *state) turnEnd(session string) {
+	s.mu.Lock()
+	for i, t := range s.turns {
+		if t == session {
+			s.turns = append(s.turns[:i], s.turns[i+1:]...)
+			break
+		}
+	}
+	last := len(s.turns) == 0
+	s.mu.Unlock()
+	if last && s.onTurn != nil {
+		s.onTurn(false)
+	}
+}
+
+// endTurns ends every turn (the agent is gone).
+func (s *state) endTurns() {
+	s.mu.Lock()
+	had := len(s.turns) > 0
+	s.turns = nil
+	s.mu.Unlock()
+	if had && s.onTurn != nil {
+		s.onTurn(false)
+	}
+}
+
+// activeTurn is the session of the most recent prompt turn still on; ""
+// when none is.
+func (s *state) activeTurn() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.turns) == 0 {
+		return ""
+	}
+	return s.turns[len(s.turns)-1]
 }
 
 // addEditorRequest records a request before it is forwarded; an id the
@@ -50,7 +101,12 @@ func (s *state) answered(resp *acp.Message) *editorRequest {
 
 // forget drops a request that could not be forwarded; false if unknown.
 func (s *state) forget(id acp.ID) bool {
-	_, ok := s.pending.Fail(id, errAgentGone)
+	c, ok := s.pending.Fail(id, errAgentGone)
+	if ok {
+		if r := c.Data.(*editorRequest); r.method == "session/prompt" {
+			s.turnEnd(r.session)
+		}
+	}
 	return ok
 }
 
@@ -58,6 +114,7 @@ func (s *state) forget(id acp.ID) bool {
 // editor wrote them, in the order they were sent.
 func (s *state) drainEditorRequests() []acp.ID {
 	calls := s.pending.FailAll(errAgentGone)
+	s.endTurns()
 	ids := make([]acp.ID, len(calls))
 	for i, c := range calls {
 		ids[i] = c.ID

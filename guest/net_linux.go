@@ -80,9 +80,10 @@ func configureNetwork(ctx context.Context, withNIC bool) error {
 	for _, dns := range ack.DNS() {
 		fmt.Fprintf(&resolv, "nameserver %s\n", dns)
 	}
-	// One resolver that answers at once or never: don't let libc wait 5 s
-	// per try on a dropped query.
-	resolv.WriteString("options timeout:2 attempts:2\n")
+	// The resolver answers at once, except while the user is asked about
+	// a blocked name (approve-on-block, up to 60 s): wait that long, and a
+	// retry joins the same question on the host.
+	resolv.WriteString("options timeout:30 attempts:2\n")
 	if err := writeFileAtomic("/etc/resolv.conf", []byte(resolv.String()), 0o644); err != nil {
 		return err
 	}

@@ -213,7 +213,7 @@ func (a *netAudit) record(e netstack.Event) {
 	}
 	n, _ := a.f.Write(line)
 	a.size += int64(n)
-	if e.Verdict != netstack.VerdictDeny {
+	if e.Verdict != netstack.VerdictDeny && e.Verdict != VerdictPending {
 		return
 	}
 	a.blocked = append(a.blocked, e)
@@ -281,7 +281,9 @@ func writeAtomic(path string, data []byte, mode os.FileMode) error {
 // startNet builds the VM's network stack on a new socketpair and returns
 // the end QEMU gets.
 func (s *supervisor) startNet() (*os.File, error) {
-	rules, err := s.network().Rules()
+	s.mu.Lock()
+	rules, err := s.eff.Rules()
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -289,7 +291,7 @@ func (s *supervisor) startNet() (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg := netstack.Config{Conn: host, Rules: rules, Audit: s.audit.record, Logger: s.log}
+	cfg := netstack.Config{Conn: host, Rules: rules, Audit: s.audit.record, Approve: s.approveFlow, Logger: s.log}
 	if testNetHooks != nil {
 		testNetHooks(&cfg)
 	}
@@ -300,7 +302,7 @@ func (s *supervisor) startNet() (*os.File, error) {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.net = st
+	s.net, s.applied = st, true
 	s.mu.Unlock()
 	return vm, nil
 }
@@ -315,26 +317,20 @@ func (s *supervisor) closeNet() {
 	}
 }
 
-// network is the rules in force.
-func (s *supervisor) network() Network {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.opt.Network
-}
-
-// setNetwork replaces the rules of the running VM.
+// setNetwork replaces the clients' extra rules of the running VM.
 func (s *supervisor) setNetwork(n Network) error {
-	rules, err := n.Rules()
-	if err != nil {
+	if _, err := n.Rules(); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	old := s.opt.Network
 	s.opt.Network = n
-	if s.net != nil {
-		s.net.SetRules(rules)
+	if err := s.applyRulesLocked(); err != nil {
+		s.opt.Network = old
+		return err
 	}
-	s.log.Info("network rules replaced", "rules", n.String())
+	s.log.Info("network rules replaced", "extra", n.String(), "in force", s.eff.String())
 	return nil
 }
 

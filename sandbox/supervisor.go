@@ -15,6 +15,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/acp-sandbox/acp-sandbox/config"
 	"github.com/acp-sandbox/acp-sandbox/internal/control"
 	"github.com/acp-sandbox/acp-sandbox/internal/version"
 	"github.com/acp-sandbox/acp-sandbox/netstack"
@@ -26,14 +27,17 @@ import (
 
 // Options configure a supervisor. Zero values are documented per field.
 type Options struct {
-	Accel       vmm.Accel     // "" = detect (KVM only when it truly works)
-	Kernel      string        // user vmlinux (or bzImage); "" = Debian's, cached
-	Modules     string        // user modules dir, with Kernel
-	CPUs        int           // 0 = 2
-	MemoryMiB   int           // 0 = 2048
-	IdleTimeout time.Duration // 0 = never stop when idle
-	// Network is the VM's egress rules; the zero value denies everything.
-	// Clients replace them while it runs (Client.SetNetwork).
+	Accel     vmm.Accel // "" = detect (KVM only when it truly works)
+	Kernel    string    // user vmlinux (or bzImage); "" = Debian's, cached
+	Modules   string    // user modules dir, with Kernel
+	CPUs      int       // 0 = the configuration's ([sandbox] cpus; default 2)
+	MemoryMiB int       // 0 = the configuration's ([sandbox] memory; default 2 GiB)
+	// IdleTimeout: nil = the configuration's ([sandbox] idle_timeout;
+	// default 30m); 0 = never stop when idle.
+	IdleTimeout *time.Duration
+	// Network is the clients' extra egress rules, in force together with
+	// the configuration's. Clients replace them while the VM runs
+	// (Client.SetNetwork).
 	Network Network
 	Logger  *slog.Logger // nil = discard
 	// Progress receives human progress lines while the VM starts.
@@ -61,28 +65,35 @@ type supervisor struct {
 	log     *slog.Logger
 	version string
 
-	kernel  *kernel.Kernel
-	initrd  string
-	verdict vmm.Verdict
-	machine *vmm.QEMU
-	sess    *yamux.Session
-	net     *netstack.Stack
-	audit   *netAudit
-	started time.Time
-	booted  time.Duration
+	kernel    *kernel.Kernel
+	initrd    string
+	verdict   vmm.Verdict
+	machine   *vmm.QEMU
+	sess      *yamux.Session
+	net       *netstack.Stack
+	audit     *netAudit
+	approvals *approvals
+	started   time.Time
+	booted    time.Duration
 
-	mu         sync.Mutex
-	clients    int
-	lastActive time.Time
-	stopOnce   sync.Once
-	stopc      chan string // reason
+	mu          sync.Mutex
+	cfg         *config.Config // the workspace's effective configuration
+	eff         Network        // the rules in force: cfg's and opt.Network
+	applied     bool           // eff has been given to the current stack
+	seenSHA     string         // sandbox.toml content last looked at
+	lastLoadErr string
+	idle        time.Duration
+	clients     int
+	lastActive  time.Time
+	stopOnce    sync.Once
+	stopc       chan string // reason
 }
 
 // Supervise boots the sandbox's VM and serves clients until it is stopped,
 // idles out, the VM dies or ctx ends. ready is called once clients can
 // connect. It always leaves no QEMU behind.
 func Supervise(ctx context.Context, sb *Sandbox, opt Options, ready func()) (err error) {
-	s := &supervisor{sb: sb, opt: opt, log: opt.Logger, stopc: make(chan string, 1)}
+	s := &supervisor{sb: sb, opt: opt, log: opt.Logger, stopc: make(chan string, 1), approvals: newApprovals()}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -104,8 +115,29 @@ func Supervise(ctx context.Context, sb *Sandbox, opt Options, ready func()) (err
 	}
 	defer lock.Close()
 	defer s.cleanupFiles()
-	if _, err := s.opt.Network.Rules(); err != nil {
+	cfg, err := LoadConfig(sb)
+	if err != nil {
+		return configError(err)
+	}
+	s.cfg, s.seenSHA = cfg, cfg.PolicyStatus.SHA256
+	if s.opt.CPUs <= 0 {
+		s.opt.CPUs = cfg.Sandbox.CPUs
+	}
+	if s.opt.MemoryMiB <= 0 {
+		s.opt.MemoryMiB = cfg.Sandbox.MemoryMiB()
+	}
+	s.idle = cfg.Sandbox.IdleTimeout
+	if s.opt.IdleTimeout != nil {
+		s.idle = *s.opt.IdleTimeout
+	}
+	s.mu.Lock()
+	err = s.applyRulesLocked()
+	s.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("network rules: %w", err)
+	}
+	if st := cfg.PolicyStatus; st.State == config.PolicyPending {
+		s.opt.Progress("%s changed and is not approved: the last approved policy applies; run `acp-sandbox policy approve` to review it", st.File)
 	}
 	if s.audit, err = openNetAudit(sb); err != nil {
 		return err
@@ -148,7 +180,15 @@ func Supervise(ctx context.Context, sb *Sandbox, opt Options, ready func()) (err
 		ready()
 	}
 	go s.acceptLoop(ln)
+	wctx, stopWatch := context.WithCancel(ctx)
+	watched := make(chan struct{})
+	go func() {
+		defer close(watched)
+		s.watchPolicy(wctx)
+	}()
 	reason := s.wait(ctx)
+	stopWatch()
+	<-watched
 	s.log.Info("stopping", "reason", reason)
 	ln.Close()
 	s.shutdown()
@@ -307,6 +347,8 @@ func (s *supervisor) boot(ctx context.Context) error {
 		},
 		Net: true,
 	}
+	_, extra := configMounts(s.cfg)
+	bootCfg.Mounts = append(bootCfg.Mounts, extra...)
 	param, err := control.EncodeBoot(bootCfg)
 	if err != nil {
 		return err
@@ -362,12 +404,12 @@ func (s *supervisor) bootOnce(ctx context.Context, param string) error {
 	s.machine, err = vmm.Start(vmm.Config{
 		Kernel: s.kernel.Vmlinux, Initrd: s.initrd, Cmdline: param, Accel: s.verdict.Accel,
 		CPUs: s.opt.CPUs, MemoryMiB: s.opt.MemoryMiB,
-		Shares: []vmm.Share{
+		Shares: append([]vmm.Share{
 			{Tag: "usr", HostPath: "/usr", ReadOnly: true},
 			{Tag: "home", HostPath: s.sb.Home()},
 			{Tag: "ws", HostPath: s.sb.Workspace},
 			{Tag: "net", HostPath: s.sb.NetInfoDir(), ReadOnly: true},
-		},
+		}, s.configShares()...),
 		Net:           vmEnd,
 		ControlSocket: s.sb.ControlSocket(), QMPSocket: s.sb.QMPSocket(),
 		ConsoleLog: s.sb.ConsoleLog(), StderrLog: s.sb.QEMULog(),
@@ -417,6 +459,7 @@ func (s *supervisor) setupGuest(ctx context.Context) error {
 	setup := &control.Setup{
 		Hostname: "sandbox-" + s.sb.ID[:8],
 		Files:    hostEtcFiles(),
+		Env:      configEnv(s.cfg),
 	}
 	setup.TimeUnixNano = time.Now().UnixNano()
 	var reply control.Reply
@@ -457,7 +500,7 @@ func (s *supervisor) exchange(ctx context.Context, send func(*control.Writer) er
 
 // wait blocks until a reason to stop.
 func (s *supervisor) wait(ctx context.Context) string {
-	tick := time.NewTicker(idleTick(s.opt.IdleTimeout))
+	tick := time.NewTicker(idleTick(s.idle))
 	defer tick.Stop()
 	for {
 		select {
@@ -472,14 +515,14 @@ func (s *supervisor) wait(ctx context.Context) string {
 		case <-s.sess.CloseChan():
 			return "control channel closed"
 		case <-tick.C:
-			if s.opt.IdleTimeout <= 0 {
+			if s.idle <= 0 {
 				continue
 			}
 			s.mu.Lock()
-			idle := s.clients == 0 && time.Since(s.lastActive) >= s.opt.IdleTimeout
+			idle := s.clients == 0 && time.Since(s.lastActive) >= s.idle
 			s.mu.Unlock()
 			if idle {
-				return fmt.Sprintf("idle for %v", s.opt.IdleTimeout)
+				return fmt.Sprintf("idle for %v", s.idle)
 			}
 		}
 	}
@@ -558,10 +601,11 @@ func (s *supervisor) acceptLoop(ln net.Listener) {
 
 // Client requests to the supervisor.
 const (
-	opAttach = "attach" // splice this connection to a new guest stream
-	opStatus = "status"
-	opStop   = "stop"
-	opNet    = "network" // replace the egress rules
+	opAttach   = "attach" // splice this connection to a new guest stream
+	opStatus   = "status"
+	opStop     = "stop"
+	opNet      = "network"  // replace the egress rules
+	opApprover = "approver" // answer approve-on-block questions on this connection
 )
 
 type supRequest struct {
@@ -588,7 +632,13 @@ type Status struct {
 	BootMillis  int64     `json:"bootMillis"`
 	Clients     int       `json:"clients"`
 	IdleTimeout string    `json:"idleTimeout,omitempty"`
-	Network     Network   `json:"network"`
+	// Network is the rules in force: the configuration's and Extra.
+	Network Network `json:"network"`
+	// Extra is the rules clients gave (--allow/--deny, agent presets).
+	Extra Network `json:"extra"`
+	// Policy is the state of the workspace's sandbox.toml: "approved",
+	// "pending" (changed, not applied) or "none".
+	Policy string `json:"policy"`
 }
 
 func (s *supervisor) status() *Status {
@@ -598,10 +648,10 @@ func (s *supervisor) status() *Status {
 		ID: s.sb.ID, Workspace: s.sb.Workspace, Pid: os.Getpid(), QEMUPid: s.machine.Pid(),
 		Accel: s.verdict.Accel, AccelReason: s.verdict.Reason, Kernel: s.kernel.Version,
 		Version: s.version, Started: s.started, BootMillis: s.booted.Milliseconds(), Clients: s.clients,
-		Network: s.opt.Network,
+		Network: s.eff, Extra: s.opt.Network, Policy: string(s.cfg.PolicyStatus.State),
 	}
-	if s.opt.IdleTimeout > 0 {
-		st.IdleTimeout = s.opt.IdleTimeout.String()
+	if s.idle > 0 {
+		st.IdleTimeout = s.idle.String()
 	}
 	return st
 }
@@ -619,6 +669,11 @@ func (s *supervisor) handle(c net.Conn) {
 	case opStop:
 		_ = w.JSON(control.TypeJSON, supReply{})
 		s.requestStop("stop requested")
+	case opApprover:
+		if err := w.JSON(control.TypeJSON, supReply{}); err != nil {
+			return
+		}
+		s.serveApprover(c, w)
 	case opNet:
 		var r supReply
 		if req.Network == nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/netstack"
 )
@@ -20,7 +21,11 @@ func init() {
 	if path == "" {
 		return
 	}
+	approveTimeout, _ := time.ParseDuration(os.Getenv(TestApproveTimeoutEnv))
 	testNetHooks = func(cfg *netstack.Config) {
+		if approveTimeout > 0 {
+			cfg.ApproveTimeout = approveTimeout
+		}
 		b, err := os.ReadFile(path)
 		if err != nil {
 			panic(fmt.Sprintf("%s: %v", TestNetEnv, err))

@@ -6,6 +6,11 @@ package sandbox
 // machine while the policy sees public (documentation) addresses.
 const TestNetEnv = "ACP_SANDBOX_TEST_NET"
 
+// TestApproveTimeoutEnv, with TestNetEnv, shortens the wait for an
+// approve-on-block answer (a Go duration), so a test of "no answer" need
+// not wait a minute. Test builds only.
+const TestApproveTimeoutEnv = "ACP_SANDBOX_TEST_APPROVE_TIMEOUT"
+
 // TestNet is the fake internet of one test.
 type TestNet struct {
 	// Hosts answers lookups: name → addresses. Other names do not exist.

@@ -56,13 +56,46 @@ func (g *globals) acpMode(ctx context.Context, argv []string) error {
 		done <- err
 	}()
 
+	// Approve-on-block: this connection answers for the sandbox while one
+	// of its prompt turns is on. Without it, blocked flows stay blocked.
+	var questions chan bridge.NetworkQuestion
+	var onTurn func(bool)
+	relayDone := make(chan struct{})
+	defer close(relayDone)
+	if ap, err := c.Approver(ctx); err != nil {
+		logger.Warn("no network approvals in the editor", "err", err)
+	} else {
+		defer ap.Close()
+		questions = make(chan bridge.NetworkQuestion)
+		onTurn = func(on bool) {
+			if err := ap.SetActive(on); err != nil {
+				logger.Warn("cannot tell the sandbox about the prompt turn", "err", err)
+			}
+		}
+		go func() { // owned: ends when ap closes or the bridge is done
+			defer close(questions)
+			for r := range ap.Requests() {
+				q := bridge.NetworkQuestion{What: r.What, Suggest: r.Suggest, Reason: r.Reason,
+					Answer: func(a string) { _ = ap.Answer(r.ID, a) }}
+				select {
+				case questions <- q:
+				case <-relayDone:
+					_ = ap.Answer(r.ID, sandbox.AnswerReject)
+					return
+				}
+			}
+		}()
+	}
+
 	err = bridge.Run(ctx, bridge.Options{
-		Workspace:  sb.Workspace,
-		ExecPrefix: []string{exe, "exec", "--sandbox", sb.ID},
-		ExecEnv:    sandboxEnv(),
-		AuthPrefix: []string{exe, "run", "--workspace", sb.Workspace, "--"},
-		LogPath:    logPath,
-		Logger:     logger,
+		NetworkQuestions: questions,
+		OnTurn:           onTurn,
+		Workspace:        sb.Workspace,
+		ExecPrefix:       []string{exe, "exec", "--sandbox", sb.ID},
+		ExecEnv:          sandboxEnv(),
+		AuthPrefix:       []string{exe, "run", "--workspace", sb.Workspace, "--"},
+		LogPath:          logPath,
+		Logger:           logger,
 		CommandExists: func(ctx context.Context, cmd string) bool {
 			ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			defer cancel()

@@ -50,6 +50,9 @@ type globals struct {
 	allow, deny     []string
 	network         sandbox.Network // parsed from allow and deny by validate
 	preset          *presets.Preset // the agent preset the command names, if any
+	// flagChanged reports whether a flag was given on the command line
+	// (set when the command runs).
+	flagChanged func(name string) bool
 }
 
 // Main runs the CLI and returns the process exit code.
@@ -110,7 +113,10 @@ Headless use:
   acp-sandbox doctor                  check this machine (KVM, QEMU, kernel)`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Args:          cobra.ArbitraryArgs,
+		PersistentPreRun: func(cmd *cobra.Command, args []string) {
+			g.flagChanged = cmd.Flags().Changed
+		},
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return cmd.Help()
@@ -130,11 +136,11 @@ Headless use:
 	pf.StringVar(&g.accel, "accel", "", "accelerator when starting a VM: kvm or tcg (default: detect)")
 	pf.StringVar(&g.kernel, "kernel", os.Getenv("ACP_SANDBOX_KERNEL"), "guest kernel: uncompressed vmlinux or bzImage (default: Debian's, fetched once; env ACP_SANDBOX_KERNEL)")
 	pf.StringVar(&g.modules, "modules", os.Getenv("ACP_SANDBOX_MODULES"), "kernel modules directory for --kernel (lib/modules/VERSION; env ACP_SANDBOX_MODULES)")
-	pf.IntVar(&g.cpus, "cpus", 2, "virtual CPUs when starting a VM")
-	pf.IntVar(&g.memory, "memory", 2048, "memory in MiB when starting a VM")
-	pf.DurationVar(&g.idle, "idle-timeout", envDuration("ACP_SANDBOX_IDLE_TIMEOUT", 30*time.Minute), "stop a started VM after this long without clients (0 = never; env ACP_SANDBOX_IDLE_TIMEOUT)")
+	pf.IntVar(&g.cpus, "cpus", 2, "virtual CPUs when starting a VM (default: sandbox.toml [sandbox] cpus, else 2)")
+	pf.IntVar(&g.memory, "memory", 2048, "memory in MiB when starting a VM (default: sandbox.toml [sandbox] memory, else 2048)")
+	pf.DurationVar(&g.idle, "idle-timeout", envDuration("ACP_SANDBOX_IDLE_TIMEOUT", 30*time.Minute), "stop a started VM after this long without clients (0 = never; env ACP_SANDBOX_IDLE_TIMEOUT; default: sandbox.toml [sandbox] idle_timeout, else 30m)")
 	pf.BoolVarP(&g.quiet, "quiet", "q", false, "no progress messages")
-	pf.StringArrayVar(&g.allow, "allow", nil, "let the VM reach HOST[:PORT] (repeatable): example.com, *.example.com (one label), **.example.com (any depth), 203.0.113.5, 10.0.0.0/8; no port means 443 and 80; host.acp-sandbox.internal:PORT shares the host's 127.0.0.1:PORT. Replaces a running sandbox's rules")
+	pf.StringArrayVar(&g.allow, "allow", nil, "let the VM reach HOST[:PORT] (repeatable): example.com, *.example.com (one label), **.example.com (any depth), 203.0.113.5, 10.0.0.0/8; no port means 443 and 80; host.acp-sandbox.internal:PORT shares the host's 127.0.0.1:PORT. Adds to sandbox.toml's rules and replaces the extra rules of a running sandbox")
 	pf.StringArrayVar(&g.deny, "deny", nil, "never let the VM reach HOST[:PORT] (repeatable; beats --allow)")
 	root.AddCommand(
 		newRunCmd(g), newShellCmd(g), newStartCmd(g), newExecCmd(g),
@@ -203,7 +209,18 @@ func sandboxByID(id string) (*sandbox.Sandbox, error) {
 
 // startArgs are the supervise flags that shape a new VM.
 func (g *globals) startArgs() []string {
-	a := []string{"--cpus", fmt.Sprint(g.cpus), "--memory", fmt.Sprint(g.memory), "--idle-timeout", g.idle.String()}
+	// Only what the command line gave: the rest comes from the
+	// workspace's configuration, which the supervisor loads.
+	var a []string
+	if g.flagChanged != nil && g.flagChanged("cpus") {
+		a = append(a, "--cpus", fmt.Sprint(g.cpus))
+	}
+	if g.flagChanged != nil && g.flagChanged("memory") {
+		a = append(a, "--memory", fmt.Sprint(g.memory))
+	}
+	if g.flagChanged != nil && g.flagChanged("idle-timeout") || os.Getenv("ACP_SANDBOX_IDLE_TIMEOUT") != "" {
+		a = append(a, "--idle-timeout", g.idle.String())
+	}
 	if g.accel != "" {
 		a = append(a, "--accel", g.accel)
 	}
@@ -263,7 +280,7 @@ func (g *globals) ensure(ctx context.Context, sb *sandbox.Sandbox) (*sandbox.Cli
 	}
 	// The rules are the sandbox's, not the command's: rules given now
 	// replace those of a VM that was already running.
-	if g.networkGiven() && !st.Network.Equal(g.network) {
+	if g.networkGiven() && !st.Extra.Equal(g.network) {
 		if err := c.SetNetwork(ctx, g.network); err != nil {
 			return nil, fmt.Errorf("cannot change the running sandbox's network rules: %w", err)
 		}

@@ -293,11 +293,22 @@ func newSuperviseCmd(g *globals) *cobra.Command {
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGTERM, syscall.SIGINT)
 			defer stop()
 			signal.Ignore(syscall.SIGHUP, syscall.SIGPIPE)
-			err = sandbox.Supervise(ctx, sb, sandbox.Options{
+			// The VM's shape: a flag given on the command line, else the
+			// workspace's configuration.
+			opt := sandbox.Options{
 				Accel: vmm.Accel(g.accel), Kernel: g.kernel, Modules: g.modules,
-				CPUs: g.cpus, MemoryMiB: g.memory, IdleTimeout: g.idle,
 				Network: g.network, Logger: logger, Progress: report,
-			}, func() {
+			}
+			if g.flagChanged("cpus") {
+				opt.CPUs = g.cpus
+			}
+			if g.flagChanged("memory") {
+				opt.MemoryMiB = g.memory
+			}
+			if g.flagChanged("idle-timeout") || os.Getenv("ACP_SANDBOX_IDLE_TIMEOUT") != "" {
+				opt.IdleTimeout = &g.idle
+			}
+			err = sandbox.Supervise(ctx, sb, opt, func() {
 				report("ready")
 				if ready != nil {
 					ready.Close()

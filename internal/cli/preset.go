@@ -42,7 +42,7 @@ func installPreset(ctx context.Context, c *sandbox.Client, p presets.Preset, pro
 	if err != nil {
 		return err
 	}
-	during := st.Network
+	during := st.Extra
 	during.Allow = append(slices.Clone(during.Allow), presets.Registry...)
 	if err := c.SetNetwork(ctx, during); err != nil {
 		return err
@@ -51,7 +51,7 @@ func installPreset(ctx context.Context, c *sandbox.Client, p presets.Preset, pro
 		// Restore even when ctx was cancelled mid-install.
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		_ = c.SetNetwork(rctx, st.Network)
+		_ = c.SetNetwork(rctx, st.Extra)
 	}()
 	spec := ""
 	if presetSpec != nil {

@@ -48,12 +48,15 @@ func newFakeNet(t *testing.T) *fakeNet {
 		Hosts: map[string][]string{
 			"api.example.com":    {"203.0.113.10"},
 			"other.example.com":  {"203.0.113.20"},
+			"always.example.com": {"203.0.113.20"},
+			"third.example.com":  {"203.0.113.20"},
 			"rebind.example.com": {"127.0.0.1"},
 		},
 		Routes: map[string]string{
 			"203.0.113.10:80":                       f.http.Listener.Addr().String(),
 			"203.0.113.10:443":                      f.https.Listener.Addr().String(),
 			"203.0.113.20:443":                      f.https.Listener.Addr().String(),
+			"203.0.113.20:80":                       f.http.Listener.Addr().String(),
 			fmt.Sprintf("127.0.0.1:%d", f.hostPort): f.host.Listener.Addr().String(),
 		},
 		DialLog: f.dialLog,

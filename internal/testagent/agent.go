@@ -16,6 +16,7 @@
 //	permission TITLE      session/request_permission, reports the outcome
 //	whereami              kernel release and hostname (proves where it runs)
 //	init                  the initialize params this agent received, as JSON
+//	fetch URL             HTTP GET (in the VM: through the sandbox network), reports status and body
 //	sleep MS              wait (cancellable)
 //	garbage               a non-JSON line on stdout
 //	crash                 exit 3 at once
@@ -27,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -300,6 +302,18 @@ func (a *agent) command(ctx context.Context, session, line string) {
 		case <-time.After(time.Duration(ms) * time.Millisecond):
 		case <-ctx.Done():
 		}
+	case "fetch":
+		// An HTTP GET from wherever the agent runs (in the VM: through
+		// the sandbox's network and its approvals).
+		hc := &http.Client{Timeout: 90 * time.Second}
+		resp, err := hc.Get(rest)
+		if err != nil {
+			report("fetch %s: error: %v", rest, err)
+			return
+		}
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		report("fetch %s: %d %s", rest, resp.StatusCode, strings.TrimSpace(string(body)))
 	case "garbage":
 		fmt.Fprintln(a.stdout, "this is not JSON {")
 	case "crash":
