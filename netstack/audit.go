@@ -39,6 +39,8 @@ const (
 	RuleHost = "http host"
 	// RuleUDP: UDP other than DNS to the gateway.
 	RuleUDP = "udp"
+	// RuleOverload: dropped because too much is in flight (a flood).
+	RuleOverload = "overload"
 	// RuleApproved: denied by the rules, let through by Config.Approve.
 	RuleApproved = "approved"
 	// RuleHostService: HostServiceName and the host ports.

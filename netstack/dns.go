@@ -3,9 +3,11 @@ package netstack
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"strings"
+	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
 )
@@ -24,7 +26,13 @@ func (s *Stack) serveDNS() {
 		select {
 		case s.dnsSem <- struct{}{}:
 		default:
-			continue // overloaded: drop, the client retries
+			// Overloaded: drop (the client retries), and say so at a
+			// bounded rate.
+			if ok, suppressed := s.dnsLog.allow(time.Now()); ok {
+				s.audit(Event{Proto: ProtoDNS, Verdict: VerdictDeny, Rule: RuleOverload, Suppressed: suppressed,
+					Reason: fmt.Sprintf("DNS query dropped: %d queries already being answered", maxDNSInFlight)})
+			}
+			continue
 		}
 		q := append([]byte(nil), buf[:n]...)
 		s.wg.Add(1)

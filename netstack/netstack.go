@@ -126,6 +126,7 @@ type Stack struct {
 	dials  chan struct{} // semaphore of MaxDials
 	dnsSem chan struct{}
 	udpLog rateLimiter
+	dnsLog rateLimiter
 
 	ctx    context.Context // done on Close
 	cancel context.CancelFunc
@@ -178,6 +179,7 @@ func New(cfg Config) (*Stack, error) {
 		dials:  make(chan struct{}, cfg.MaxDials),
 		dnsSem: make(chan struct{}, maxDNSInFlight),
 		udpLog: rateLimiter{limit: udpAuditPerSec, window: time.Second},
+		dnsLog: rateLimiter{limit: udpAuditPerSec, window: time.Second},
 		done:   make(chan struct{}),
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
