@@ -16,6 +16,7 @@ import (
 
 	"github.com/acp-sandbox/acp-sandbox/internal/control"
 	"github.com/acp-sandbox/acp-sandbox/netstack"
+	"github.com/acp-sandbox/acp-sandbox/netstack/mitm"
 	"github.com/acp-sandbox/acp-sandbox/netstack/policy"
 )
 
@@ -197,6 +198,24 @@ func (a *netAudit) record(e netstack.Event) {
 	if err != nil {
 		return
 	}
+	a.write(line, e)
+}
+
+// recordHTTPS records one intercepted request (credentials layer); a
+// blocked one also lands in the guest's blocked list.
+func (a *netAudit) recordHTTPS(e mitm.Event) {
+	e.Sandbox = a.id
+	line, err := json.Marshal(e)
+	if err != nil {
+		return
+	}
+	a.write(line, netstack.Event{Time: e.Time, Sandbox: a.id, Proto: e.Proto, Name: e.Host, Port: 443,
+		Verdict: e.Verdict, Rule: e.Rule, Reason: strings.TrimSpace(e.Method + " " + e.Path + ": " + e.Reason)})
+}
+
+// write appends line to the log; summary goes to the blocked list when it
+// is a denial.
+func (a *netAudit) write(line []byte, e netstack.Event) {
 	line = append(line, '\n')
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -292,6 +311,9 @@ func (s *supervisor) startNet() (*os.File, error) {
 		return nil, err
 	}
 	cfg := netstack.Config{Conn: host, Rules: rules, Audit: s.audit.record, Approve: s.approveFlow, Logger: s.log}
+	if s.creds != nil && s.creds.ic != nil {
+		cfg.Intercept = s.creds.ic.Intercept
+	}
 	if testNetHooks != nil {
 		testNetHooks(&cfg)
 	}

@@ -73,6 +73,7 @@ type supervisor struct {
 	net       *netstack.Stack
 	audit     *netAudit
 	approvals *approvals
+	creds     *creds
 	started   time.Time
 	booted    time.Duration
 
@@ -143,6 +144,12 @@ func Supervise(ctx context.Context, sb *Sandbox, opt Options, ready func()) (err
 		return err
 	}
 	defer s.audit.Close()
+	if s.creds, err = s.setupCreds(); err != nil {
+		return err
+	}
+	if len(s.creds.active) > 0 {
+		s.log.Info("credentials injected on the way out (the VM holds placeholders)", "rules", s.creds.active)
+	}
 
 	// Boot as named, ordered steps (after firecracker-go-sdk's handlers):
 	// each one's failure names itself.
@@ -458,8 +465,8 @@ func (s *supervisor) bootFailure(bctx context.Context, err error) error {
 func (s *supervisor) setupGuest(ctx context.Context) error {
 	setup := &control.Setup{
 		Hostname: "sandbox-" + s.sb.ID[:8],
-		Files:    hostEtcFiles(),
-		Env:      configEnv(s.cfg),
+		Files:    append(hostEtcFiles(), s.creds.files...),
+		Env:      append(configEnv(s.cfg), s.creds.env...),
 	}
 	setup.TimeUnixNano = time.Now().UnixNano()
 	var reply control.Reply
@@ -636,6 +643,9 @@ type Status struct {
 	Network Network `json:"network"`
 	// Extra is the rules clients gave (--allow/--deny, agent presets).
 	Extra Network `json:"extra"`
+	// Credentials are the credential rules in force: name, host and where
+	// the secret comes from (never the secret).
+	Credentials []string `json:"credentials,omitempty"`
 	// Policy is the state of the workspace's sandbox.toml: "approved",
 	// "pending" (changed, not applied) or "none".
 	Policy string `json:"policy"`
@@ -649,6 +659,7 @@ func (s *supervisor) status() *Status {
 		Accel: s.verdict.Accel, AccelReason: s.verdict.Reason, Kernel: s.kernel.Version,
 		Version: s.version, Started: s.started, BootMillis: s.booted.Milliseconds(), Clients: s.clients,
 		Network: s.eff, Extra: s.opt.Network, Policy: string(s.cfg.PolicyStatus.State),
+		Credentials: s.creds.active,
 	}
 	if s.idle > 0 {
 		st.IdleTimeout = s.idle.String()

@@ -4,6 +4,7 @@ package sandbox
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/netstack"
+	"github.com/acp-sandbox/acp-sandbox/netstack/mitm"
 )
 
 func init() {
@@ -36,6 +38,23 @@ func init() {
 		}
 		cfg.Resolver = &tn
 		cfg.Dialer = &testDialer{tn: &tn}
+	}
+	testMITMHooks = func(o *mitm.Options) {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			panic(fmt.Sprintf("%s: %v", TestNetEnv, err))
+		}
+		var tn TestNet
+		if err := json.Unmarshal(b, &tn); err != nil || tn.UpstreamCA == "" {
+			return
+		}
+		pem, err := os.ReadFile(tn.UpstreamCA)
+		if err != nil {
+			panic(fmt.Sprintf("%s: upstreamCA: %v", TestNetEnv, err))
+		}
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(pem)
+		o.UpstreamRoots = pool
 	}
 }
 

@@ -20,4 +20,8 @@ type TestNet struct {
 	Routes map[string]string `json:"routes"`
 	// DialLog, if set, gets one line per dial the stack attempted.
 	DialLog string `json:"dialLog"`
+	// UpstreamCA, if set, is a PEM file of the roots the credentials
+	// layer trusts upstream (the stand-in servers' test CA) instead of
+	// the system's.
+	UpstreamCA string `json:"upstreamCA"`
 }

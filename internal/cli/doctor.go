@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acp-sandbox/acp-sandbox/config"
 	"github.com/acp-sandbox/acp-sandbox/internal/presets"
 	"github.com/acp-sandbox/acp-sandbox/sandbox"
 	"github.com/acp-sandbox/acp-sandbox/vmm"
@@ -109,6 +110,28 @@ func runDoctor(ctx context.Context, g *globals) doctorReport {
 		add(check{Name: "npm", OK: true, Detail: real + " (the VM sees it through /usr)"})
 	}
 	if sb, err := g.workspaceSandbox(); err == nil {
+		if cfg, err := sandbox.LoadConfig(sb); err != nil {
+			add(check{Name: "policy", Detail: err.Error(), Fix: "fix the file named above (acp-sandbox policy check FILE)"})
+		} else {
+			st := cfg.PolicyStatus
+			switch st.State {
+			case config.PolicyPending:
+				add(check{Name: "policy", Optional: true, Detail: st.File + " changed and is not approved: the last approved version applies", Fix: "acp-sandbox policy approve (shows the diff)"})
+			case config.PolicyApproved:
+				add(check{Name: "policy", OK: true, Detail: st.File + " approved"})
+			default:
+				add(check{Name: "policy", OK: true, Detail: "no sandbox.toml: built-in defaults (network preset " + cfg.Network.Preset + ")"})
+			}
+			found, missing := sandbox.CredentialReport(cfg)
+			detail := "none found on the host"
+			if len(found) > 0 {
+				detail = "injected on the way out, the VM sees placeholders: " + strings.Join(found, "; ")
+			}
+			if len(missing) > 0 {
+				detail += "; not set (the agent must log in another way): " + strings.Join(missing, "; ")
+			}
+			add(check{Name: "credentials", OK: true, Detail: detail})
+		}
 		var have, missing []string
 		for _, p := range presets.All() {
 			host := filepath.Join(sb.Home(), strings.TrimPrefix(p.Command(sandbox.GuestHome), sandbox.GuestHome+"/"))
