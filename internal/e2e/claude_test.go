@@ -1,0 +1,145 @@
+package e2e
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/acp-sandbox/acp-sandbox/internal/acpclient"
+	"github.com/acp-sandbox/acp-sandbox/internal/standin"
+	"github.com/acp-sandbox/acp-sandbox/internal/vmtest"
+	"github.com/acp-sandbox/acp-sandbox/netstack/mitm"
+	"github.com/acp-sandbox/acp-sandbox/sandbox"
+)
+
+// The real Claude agent in the VM answers a prompt from a loopback
+// stand-in of the Anthropic API, reached as https://api.anthropic.com: the
+// VM holds a placeholder key, the network stack puts the real key on the
+// way out (the stand-in accepts nothing else), and the real key is nowhere
+// the agent or we could leak it from.
+func TestRealClaudePrompt(t *testing.T) {
+	agent := AgentsPrefix + "/bin/claude-agent-acp"
+	if _, err := os.Stat(agent); err != nil {
+		vmtest.Skip(t, "claude-agent-acp is not installed: scripts/test-deps.sh installs it under %s", AgentsPrefix)
+	}
+	var rb [16]byte
+	_, _ = rand.Read(rb[:])
+	secret := "sk-ant-test-" + hex.EncodeToString(rb[:])
+	const reply = "Hello from the stand-in, through the sandbox."
+	api := standin.New(standin.Options{TLS: true, Hosts: []string{"api.anthropic.com"}, Reply: reply, Key: secret, Logf: t.Logf})
+	defer api.Close()
+
+	e := vmtest.NewEnv(t)
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "api-ca.pem")
+	if err := os.WriteFile(caFile, api.CAPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tn := sandbox.TestNet{
+		Hosts:      map[string][]string{"api.anthropic.com": {"203.0.113.50"}},
+		Routes:     map[string]string{"203.0.113.50:443": api.Addr()},
+		UpstreamCA: caFile,
+	}
+	b, _ := json.Marshal(tn)
+	netFile := filepath.Join(dir, "net.json")
+	if err := os.WriteFile(netFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The key is in the environment of the acp-sandbox the editor starts,
+	// as it would be in a user's.
+	e.Vars = append(e.Vars, sandbox.TestNetEnv+"="+netFile, "ANTHROPIC_API_KEY="+secret)
+	ws := e.Workspace()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	stderr := &syncWriter{}
+	c, err := acpclient.Start([]string{e.Bin, "--", agent}, e.Vars, ws, stderr, (&acpclient.HostEditor{}).Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Call(ctx, "initialize", map[string]any{"protocolVersion": 1, "clientCapabilities": map[string]any{
+		"fs": map[string]any{"readTextFile": true, "writeTextFile": true}, "terminal": true}}); err != nil {
+		t.Fatalf("initialize: %v\n%s", err, stderr)
+	}
+	res, err := c.Call(ctx, "session/new", map[string]any{"cwd": ws, "mcpServers": []any{}})
+	if err != nil {
+		t.Fatalf("session/new: %v\n%s", err, stderr)
+	}
+	var sn struct {
+		SessionID string `json:"sessionId"`
+	}
+	_ = json.Unmarshal(res, &sn)
+	n := len(c.Updates())
+	t0 := time.Now()
+	res, err = prompt(ctx, c, sn.SessionID, "say hello")
+	if err != nil {
+		t.Fatalf("session/prompt: %v\nstderr:\n%s\nrequests: %+v", err, stderr, api.Requests())
+	}
+	t.Logf("prompt answered in %v: %s", time.Since(t0).Round(time.Millisecond), res)
+	var pr struct {
+		StopReason string `json:"stopReason"`
+	}
+	_ = json.Unmarshal(res, &pr)
+	var text strings.Builder
+	for _, u := range c.Updates()[n:] {
+		var p struct {
+			Update struct {
+				SessionUpdate string `json:"sessionUpdate"`
+				Content       struct {
+					Text string `json:"text"`
+				} `json:"content"`
+			} `json:"update"`
+		}
+		if json.Unmarshal(u.Params, &p) == nil && p.Update.SessionUpdate == "agent_message_chunk" {
+			text.WriteString(p.Update.Content.Text)
+		}
+	}
+	if pr.StopReason != "end_turn" || text.String() != reply {
+		t.Errorf("stopReason %q, streamed %q; want end_turn and %q", pr.StopReason, text.String(), reply)
+	}
+	if !slices.Contains(api.KeysSeen(), secret) {
+		t.Errorf("the stand-in never got the real key: %q", api.KeysSeen())
+	}
+	for _, k := range api.KeysSeen() {
+		if strings.HasPrefix(k, mitm.PlaceholderPrefix) {
+			t.Errorf("a placeholder reached the API: the injection missed a request")
+		}
+	}
+
+	// The agent's environment, what the sandbox user sees, and our logs.
+	forms := []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), url.QueryEscape(secret)}
+	r := e.Run(ws, nil, "exec", "--", "bash", "-c", `printenv ANTHROPIC_API_KEY; cat /proc/cmdline /proc/*/environ 2>/dev/null; grep -rs . /etc /home/agent /run /tmp 2>/dev/null | head -c 50000000`)
+	if !strings.HasPrefix(r.Stdout, mitm.PlaceholderPrefix) {
+		t.Errorf("the VM's ANTHROPIC_API_KEY is not a placeholder: %.40q", r.Stdout)
+	}
+	for _, f := range forms {
+		if strings.Contains(r.Stdout, f) {
+			t.Errorf("the real key is visible in the VM (%.8s… form)", f)
+		}
+		if strings.Contains(stderr.String(), f) {
+			t.Errorf("the real key is in acp-sandbox's stderr")
+		}
+	}
+	_ = filepath.Walk(filepath.Join(e.Home, ".local/state/acp-sandbox"), func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || fi.Size() > 64<<20 {
+			return nil
+		}
+		data, _ := os.ReadFile(p)
+		for _, f := range forms {
+			if strings.Contains(string(data), f) {
+				t.Errorf("the real key is in %s", p)
+			}
+		}
+		return nil
+	})
+}
