@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -125,7 +126,11 @@ workspace's. Stdin is attached only with -i; -t allocates a PTY.`,
 				return fmt.Errorf("--cwd %q must be an absolute path in the VM", dir)
 			}
 			useTTY := tty && isTerminal(os.Stdin)
-			return execIn(cmd.Context(), c, control.Exec{Argv: args, Env: env, Dir: dir}, useTTY, interactive, nil)
+			var in io.Reader
+			if interactive {
+				in = os.Stdin
+			}
+			return execIn(cmd.Context(), c, control.Exec{Argv: args, Env: env, Dir: dir}, useTTY, in, nil)
 		},
 	}
 	f := cmd.Flags()
@@ -160,7 +165,16 @@ func (g *globals) runInWorkspace(ctx context.Context, req control.Exec) error {
 	}
 	req.Dir = defaultCwd(sb)
 	tty := isTerminal(os.Stdin) && isTerminal(os.Stdout)
-	return execIn(ctx, c, req, tty, true, g.restart(sb))
+	var in io.Reader = os.Stdin
+	if tty {
+		// The person at this terminal answers approve-on-block questions
+		// while the command runs; without a terminal nobody is asked.
+		if ta, err := newTTYApprover(ctx, c, os.Stdin, os.Stderr); err == nil {
+			defer ta.Close()
+			in = ta
+		}
+	}
+	return execIn(ctx, c, req, tty, in, g.restart(sb))
 }
 
 // defaultCwd is the current directory if it lies in the workspace (it has
@@ -196,9 +210,11 @@ func (g *globals) restart(sb *sandbox.Sandbox) func(context.Context, *sandbox.Cl
 // execIn runs req in the VM with this process's stdio and turns its exit
 // status into ours. If the process could not even start because the
 // sandbox went away, restart (when not nil) gets one chance.
-func execIn(ctx context.Context, c *sandbox.Client, req control.Exec, tty, stdin bool, restart func(context.Context, *sandbox.Client) (*sandbox.Client, error)) error {
+func execIn(ctx context.Context, c *sandbox.Client, req control.Exec, tty bool, in io.Reader, restart func(context.Context, *sandbox.Client) (*sandbox.Client, error)) error {
 	sio := sandbox.ExecIO{Stdout: os.Stdout, Stderr: os.Stderr}
-	if stdin || tty {
+	if in != nil {
+		sio.Stdin = in
+	} else if tty {
 		sio.Stdin = os.Stdin
 	}
 	if tty {

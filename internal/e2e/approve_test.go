@@ -14,6 +14,7 @@ import (
 	"github.com/acp-sandbox/acp-sandbox/internal/acpclient"
 	"github.com/acp-sandbox/acp-sandbox/internal/vmtest"
 	"github.com/acp-sandbox/acp-sandbox/sandbox"
+	"github.com/creack/pty"
 )
 
 // Approve-on-block through the bridge: the agent in the VM fetches a host
@@ -139,5 +140,60 @@ func TestApproveOnBlock(t *testing.T) {
 	}
 	if d := time.Since(t0); d > 15*time.Second {
 		t.Logf("denial with no approver took %v", d)
+	}
+}
+
+// Headless `run` with a terminal: the question appears on the terminal and
+// one keystroke answers it; the command's own input is untouched.
+func TestApproveOnBlockTTY(t *testing.T) {
+	e := vmtest.NewEnv(t)
+	fn := newFakeNet(t)
+	e.Vars = append(e.Vars, sandbox.TestNetEnv+"="+fn.file, sandbox.TestApproveTimeoutEnv+"=30s")
+	ws := e.Workspace()
+	e.MustRun(ws, "start", "-q")
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := e.Command(ctx, ws, "run", "-q", "--", "bash", "-c", "curl -sS -m 60 http://api.example.com/ && read -r line && echo got:$line")
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 24, Cols: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var mu sync.Mutex
+	var out strings.Builder
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := f.Read(buf)
+			mu.Lock()
+			out.Write(buf[:n])
+			mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	waitFor := func(s string) {
+		t.Helper()
+		for ctx.Err() == nil {
+			mu.Lock()
+			ok := strings.Contains(out.String(), s)
+			mu.Unlock()
+			if ok {
+				return
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("%q never appeared:\n%s", s, out.String())
+	}
+	waitFor("allow? [o]nce")
+	_, _ = f.Write([]byte("o"))
+	waitFor("hello http api.example.com")
+	_, _ = f.Write([]byte("typed\r"))
+	waitFor("got:typed")
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("run: %v", err)
 	}
 }
