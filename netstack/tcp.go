@@ -75,19 +75,7 @@ func (s *Stack) handleTCP(r *tcp.ForwarderRequest) {
 	if byAddr || (port != tlsPort && port != httpPt) {
 		ev.Verdict, ev.Rule, ev.Reason = VerdictAllow, d.Rule, d.Reason
 		s.audit(ev)
-		up, err := s.dial(s.ctx, dst, port)
-		if err != nil {
-			ev.Verdict, ev.Reason = VerdictError, err.Error()
-			s.audit(ev)
-			r.Complete(true)
-			return
-		}
-		guest, err := accept(r)
-		if err != nil {
-			_ = up.Close()
-			return
-		}
-		s.splice(guest, up, nil)
+		s.dialAndSplice(r, ev, dst)
 		return
 	}
 
@@ -150,7 +138,15 @@ func (s *Stack) hostService(r *tcp.ForwarderRequest, ev Event) {
 	}
 	ev.Verdict, ev.Reason = VerdictAllow, fmt.Sprintf("host port %d is in [network] host_ports", ev.Port)
 	s.audit(ev)
-	up, err := s.dial(s.ctx, netip.AddrFrom4([4]byte{127, 0, 0, 1}), ev.Port)
+	s.dialAndSplice(r, ev, netip.AddrFrom4([4]byte{127, 0, 0, 1}))
+}
+
+// dialAndSplice dials an allowed flow before completing the guest's
+// handshake, so an upstream that refuses is a refusal (RST) for the guest
+// too, and splices the two. ev is the allow already audited; a failed dial
+// is audited as an error.
+func (s *Stack) dialAndSplice(r *tcp.ForwarderRequest, ev Event, dst netip.Addr) {
+	up, err := s.dial(s.ctx, dst, ev.Port)
 	if err != nil {
 		ev.Verdict, ev.Reason = VerdictError, err.Error()
 		s.audit(ev)
