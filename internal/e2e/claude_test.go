@@ -105,7 +105,12 @@ func TestRealClaudePrompt(t *testing.T) {
 		}
 	}
 	if pr.StopReason != "end_turn" || text.String() != reply {
-		t.Errorf("stopReason %q, streamed %q; want end_turn and %q", pr.StopReason, text.String(), reply)
+		t.Errorf("stopReason %q, streamed %q; want end_turn and %q\nacp-sandbox and agent stderr:\n%s", pr.StopReason, text.String(), reply, stderr)
+		logs, _ := filepath.Glob(filepath.Join(e.Home, ".local/state/acp-sandbox/*/network.jsonl"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			t.Logf("%s:\n%s", l, b)
+		}
 	}
 	if !slices.Contains(api.KeysSeen(), secret) {
 		t.Errorf("the stand-in never got the real key: %q", api.KeysSeen())
