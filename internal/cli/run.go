@@ -101,6 +101,11 @@ workspace's. Stdin is attached only with -i; -t allocates a PTY.`,
   acp-sandbox exec -it -- bash`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if g.networkGiven() {
+				// exec never starts or reconfigures a VM: silently
+				// ignoring the rules would be worse than refusing.
+				return errors.New("exec does not change network rules: give --allow/--deny to run, shell or start (they apply to the running VM at once)")
+			}
 			var sb *sandbox.Sandbox
 			var err error
 			if id != "" {

@@ -179,6 +179,18 @@ env = "ACPS_TEST_KEY"
 				t.Errorf("the secret (%q form) is visible in the VM", f[:8])
 			}
 		}
+		// Nor the sandbox CA's private key: it stays in the host state dir.
+		keys, _ := filepath.Glob(filepath.Join(e.Home, ".local/state/acp-sandbox/*/ca", mitm.CAKeyFile))
+		if len(keys) != 1 {
+			t.Fatalf("CA key files: %v", keys)
+		}
+		kb, _ := os.ReadFile(keys[0])
+		if lines := strings.Split(strings.TrimSpace(string(kb)), "\n"); len(lines) < 3 || strings.Contains(r.Stdout, lines[1]) {
+			t.Errorf("the sandbox CA key is visible in the VM")
+		}
+		if fi, err := os.Stat(keys[0]); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("CA key mode: %v %v", fi.Mode(), err)
+		}
 		state := filepath.Join(e.Home, ".local/state/acp-sandbox")
 		_ = filepath.Walk(state, func(p string, fi os.FileInfo, err error) error {
 			if err != nil || fi.IsDir() || fi.Size() > 64<<20 {
