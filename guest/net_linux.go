@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/acp-sandbox/acp-sandbox/internal/atomicfile"
 	"github.com/insomniacslk/dhcp/dhcpv4"
 	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
 	"github.com/vishvananda/netlink"
@@ -41,7 +42,7 @@ func configureNetwork(ctx context.Context, withNIC bool) error {
 	if !withNIC {
 		// No resolver at all: name lookups fail at once instead of
 		// waiting on a server that does not exist.
-		return writeFileAtomic("/etc/resolv.conf", nil, 0o644)
+		return atomicfile.Write("/etc/resolv.conf", nil, 0o644)
 	}
 	link, err := waitNIC(ctx, nicWait)
 	if err != nil {
@@ -84,7 +85,7 @@ func configureNetwork(ctx context.Context, withNIC bool) error {
 	// a blocked name (approve-on-block, up to 60 s): wait that long, and a
 	// retry joins the same question on the host.
 	resolv.WriteString("options timeout:30 attempts:2\n")
-	if err := writeFileAtomic("/etc/resolv.conf", []byte(resolv.String()), 0o644); err != nil {
+	if err := atomicfile.Write("/etc/resolv.conf", []byte(resolv.String()), 0o644); err != nil {
 		return err
 	}
 	log.Printf("network: %s %v via %v, dns %v", name, addr.IPNet, routers[0], ack.DNS())
@@ -137,13 +138,4 @@ func leaseMTU(m *dhcpv4.DHCPv4) int {
 		return 0
 	}
 	return int(b[0])<<8 | int(b[1])
-}
-
-// writeFileAtomic replaces path with data.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, mode); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

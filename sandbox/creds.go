@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/acp-sandbox/acp-sandbox/config"
+	"github.com/acp-sandbox/acp-sandbox/internal/atomicfile"
 	"github.com/acp-sandbox/acp-sandbox/internal/control"
 	"github.com/acp-sandbox/acp-sandbox/netstack/mitm"
 )
@@ -219,7 +220,7 @@ func (p *placeholders) save() error {
 	if err != nil {
 		return err
 	}
-	return writeAtomic(p.path, b, 0o600)
+	return atomicfile.Write(p.path, b, 0o600)
 }
 
 // CredentialReport says, for each credential rule the configuration and

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/acp-sandbox/acp-sandbox/internal/atomicfile"
 	"github.com/acp-sandbox/acp-sandbox/internal/control"
 	"github.com/acp-sandbox/acp-sandbox/netstack"
 	"github.com/acp-sandbox/acp-sandbox/netstack/mitm"
@@ -171,7 +172,7 @@ func openNetAudit(sb *Sandbox) (*netAudit, error) {
 		return nil, err
 	}
 	// A new VM starts with nothing to explain.
-	if err := writeAtomic(a.blockedPath, nil, 0o644); err != nil {
+	if err := atomicfile.Write(a.blockedPath, nil, 0o644); err != nil {
 		a.f.Close()
 		return nil, err
 	}
@@ -257,7 +258,7 @@ func (a *netAudit) flushBlocked() {
 		}
 	}
 	a.mu.Unlock()
-	_ = writeAtomic(a.blockedPath, buf, 0o644)
+	_ = atomicfile.Write(a.blockedPath, buf, 0o644)
 }
 
 func (a *netAudit) Close() {
@@ -273,28 +274,6 @@ func (a *netAudit) Close() {
 		a.flushBlocked()
 	}
 	a.f.Close()
-}
-
-// writeAtomic replaces path with data (temp file and rename, so a reader
-// never sees half a file).
-func writeAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }
 
 // startNet builds the VM's network stack on a new socketpair and returns

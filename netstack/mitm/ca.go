@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/acp-sandbox/acp-sandbox/internal/atomicfile"
 )
 
 // Files of a CA directory.
@@ -119,7 +121,7 @@ func createCA(keyPath, certPath string) (*CA, error) {
 		return nil, fmt.Errorf("mitm: cannot write CA key: %w", err)
 	}
 	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	if err := writeFileAtomic(certPath, certPEM, 0o644); err != nil {
+	if err := atomicfile.Write(certPath, certPEM, 0o644); err != nil {
 		_ = os.Remove(keyPath)
 		return nil, fmt.Errorf("mitm: cannot write CA certificate: %w", err)
 	}
@@ -182,22 +184,6 @@ func newCA(cert *x509.Certificate, key *ecdsa.PrivateKey, certPEM []byte) *CA {
 	ca := &CA{cert: cert, key: key, certPEM: certPEM}
 	ca.leaves.init(DefaultLeafCacheSize, ca.mint)
 	return ca
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path)+"-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = errors.Join(f.Chmod(mode), func() error { _, err := f.Write(data); return err }(), f.Sync(), f.Close())
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
 }
 
 func randSerial() *big.Int {
