@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
@@ -39,24 +38,12 @@ func TestHTTPSRoundTrip(t *testing.T) {
 	e.dial.route["203.0.113.10:443"] = srv.Listener.Addr().String()
 
 	e.resolveAPI(t)
-	c, err := e.connect(apiIP, 443)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := e.connectT(t, apiIP, 443)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(hang))
 	// The test server's certificate is not for api.example.com; what is
 	// tested is the SNI check and the splice, not the PKI.
 	tc := tls.Client(c, &tls.Config{ServerName: "api.example.com", InsecureSkipVerify: true})
-	if _, err := io.WriteString(tc, "GET / HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	if string(body) != "hello api.example.com" {
+	if body := httpGet(t, tc, "api.example.com"); body != "hello api.example.com" {
 		t.Fatalf("body %q", body)
 	}
 	if d := e.dial.dialed(); !slices.Equal(d, []string{"203.0.113.10:443"}) {

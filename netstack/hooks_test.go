@@ -1,7 +1,6 @@
 package netstack
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"io"
@@ -54,18 +53,9 @@ func TestApproveLookupThenConnect(t *testing.T) {
 	if m.RCode != dnsmessage.RCodeSuccess || !slices.Equal(aRecords(m), []netip.Addr{apiIP}) {
 		t.Fatalf("approved lookup: rcode %v answers %v", m.RCode, aRecords(m))
 	}
-	c, err := e.connect(apiIP, 80)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := e.connectT(t, apiIP, 80)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(hang))
-	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := io.ReadAll(resp.Body); string(b) != "ok" {
+	if b := httpGet(t, c, "api.example.com"); b != "ok" {
 		t.Fatalf("body %q", b)
 	}
 	got := ap.flows()
@@ -166,17 +156,8 @@ func TestHostServices(t *testing.T) {
 	if m := e.query(t, HostServiceName, dnsmessage.TypeA); !slices.Equal(aRecords(m), []netip.Addr{HostServiceIP}) {
 		t.Fatalf("answers %v", aRecords(m))
 	}
-	c, err := e.connect(HostServiceIP, uint16(port))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = c.SetDeadline(time.Now().Add(hang))
-	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := io.ReadAll(resp.Body); string(b) != "host" {
+	c := e.connectT(t, HostServiceIP, uint16(port))
+	if b := httpGet(t, c, "x"); b != "host" {
 		t.Fatalf("body %q", b)
 	}
 	c.Close()
@@ -227,19 +208,10 @@ func TestInterceptHandOff(t *testing.T) {
 	t.Cleanup(e.cleanup)
 	e.dial.route["203.0.113.10:443"] = srv.Listener.Addr().String()
 	e.resolveAPI(t)
-	c, err := e.connect(apiIP, 443)
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := e.connectT(t, apiIP, 443)
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(hang))
 	tc := tls.Client(c, &tls.Config{ServerName: "api.example.com", InsecureSkipVerify: true})
-	_, _ = io.WriteString(tc, "GET / HTTP/1.1\r\nHost: api.example.com\r\nConnection: close\r\n\r\n")
-	resp, err := http.ReadResponse(bufio.NewReader(tc), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if b, _ := io.ReadAll(resp.Body); string(b) != "upstream" {
+	if b := httpGet(t, tc, "api.example.com"); b != "upstream" {
 		t.Fatalf("body %q", b)
 	}
 	mu.Lock()

@@ -1,12 +1,14 @@
 package netstack
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"strings"
@@ -324,4 +326,34 @@ func clientHello(t *testing.T, sni string) []byte {
 		t.Fatal(err)
 	}
 	return append(hdr, body...)
+}
+
+// connectT opens a guest connection to ip:port, failing the test if it
+// cannot, with the hang deadline set; the test closes it.
+func (e *env) connectT(t testing.TB, ip netip.Addr, port uint16) *gonet.TCPConn {
+	t.Helper()
+	c, err := e.connect(ip, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(hang))
+	return c
+}
+
+// httpGet sends GET / for host on rw (a guest connection, or a TLS client
+// on one) and returns the response body.
+func httpGet(t testing.TB, rw io.ReadWriter, host string) string {
+	t.Helper()
+	if _, err := io.WriteString(rw, "GET / HTTP/1.1\r\nHost: "+host+"\r\nConnection: close\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(rw), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
