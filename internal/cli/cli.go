@@ -122,6 +122,7 @@ Headless use:
 				return cmd.Help()
 			}
 			args = g.usePreset(args)
+			g.allow = append(g.allow, g.agentHosts(args)...)
 			if isTerminal(os.Stdin) {
 				// An editor re-running our command line for a terminal
 				// login, or a user trying it out: run it interactively.

@@ -26,6 +26,26 @@ func (g *globals) usePreset(argv []string) []string {
 	return p.Argv(sandbox.GuestHome, argv[1:])
 }
 
+// agentHosts are the hosts the workspace's configuration gives the agent
+// argv runs ([agents.NAME] allow, built-in ones included: a preset's login
+// hosts), which apply only while that agent runs. A configuration that
+// does not load gives none; the start reports its problems.
+func (g *globals) agentHosts(argv []string) []string {
+	sb, err := g.workspaceSandbox()
+	if err != nil {
+		return nil
+	}
+	cfg, err := sandbox.LoadConfig(sb)
+	if err != nil {
+		return nil
+	}
+	name := cfg.AgentFor(argv)
+	if name == "" {
+		return nil
+	}
+	return cfg.Agents[name].Allow
+}
+
 // presetSpec overrides a preset's npm spec; only test builds set it.
 var presetSpec func(name string) string
 

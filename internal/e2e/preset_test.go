@@ -104,6 +104,11 @@ func TestAgentPreset(t *testing.T) {
 		t.Fatalf("ls --json: %v\n%s", err, out)
 	}
 	allow := strings.Join(list[0].Status.Network.Allow, " ")
+	// The agent's login hosts (config's built-in [agents.claude] allow)
+	// come with it.
+	if !strings.Contains(allow, "console.anthropic.com") {
+		t.Errorf("the claude agent's login hosts are not allowed: %+v", list[0].Status.Network)
+	}
 	if !strings.Contains(allow, "api.anthropic.com") || strings.Contains(allow, "registry.npmjs.org") {
 		t.Errorf("rules after install: %+v (want api.anthropic.com, not the registry)", list[0].Status.Network)
 	}
