@@ -11,9 +11,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/acp-sandbox/acp-sandbox/acp"
 	"github.com/acp-sandbox/acp-sandbox/internal/acpclient"
 	"github.com/acp-sandbox/acp-sandbox/internal/standin"
 	"github.com/acp-sandbox/acp-sandbox/internal/vmtest"
@@ -62,7 +64,18 @@ func TestRealClaudePrompt(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	stderr := &syncWriter{}
-	c, err := acpclient.Start([]string{e.Bin, "--", agent}, e.Vars, ws, stderr, (&acpclient.HostEditor{}).Handle)
+	// This editor rejects every network question: the agent looks up
+	// other hosts during a turn (raw.githubusercontent.com), and what is
+	// tested here is the model API alone, not approve-on-block.
+	var asked []string
+	var askedMu sync.Mutex
+	ed := &acpclient.HostEditor{Choose: func(m *acp.Message) string {
+		askedMu.Lock()
+		asked = append(asked, string(m.Params))
+		askedMu.Unlock()
+		return "acp-sandbox-reject"
+	}}
+	c, err := acpclient.Start([]string{e.Bin, "--", agent}, e.Vars, ws, stderr, ed.Handle)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +118,9 @@ func TestRealClaudePrompt(t *testing.T) {
 		}
 	}
 	if pr.StopReason != "end_turn" || text.String() != reply {
-		t.Errorf("stopReason %q, streamed %q; want end_turn and %q\nacp-sandbox and agent stderr:\n%s", pr.StopReason, text.String(), reply, stderr)
+		askedMu.Lock()
+		t.Errorf("stopReason %q, streamed %q; want end_turn and %q\nnetwork questions: %q\nacp-sandbox and agent stderr:\n%s", pr.StopReason, text.String(), reply, asked, stderr)
+		askedMu.Unlock()
 		logs, _ := filepath.Glob(filepath.Join(e.Home, ".local/state/acp-sandbox/*/network.jsonl"))
 		for _, l := range logs {
 			b, _ := os.ReadFile(l)
