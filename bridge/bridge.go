@@ -11,6 +11,8 @@
 //     session's roots after resolving symlinks on the host (fs.go)
 //   - terminal/create: rewritten to `acp-sandbox exec`, so the editor's
 //     terminal runs the command inside the VM (terminal.go)
+//   - authenticate, providers/set: API keys and gateway headers are handed
+//     to the host (Options.Keys) and the agent gets placeholders (keys.go)
 //
 // The bridge knows nothing of QEMU: the agent is a pair of streams.
 // Each direction is one goroutine handling lines in order, so notifications
@@ -66,6 +68,12 @@ type Options struct {
 	// ApprovalTimeout bounds the wait for the user's answer; 0 means
 	// DefaultApprovalTimeout.
 	ApprovalTimeout time.Duration
+	// Keys takes the keys the editor hands the agent (authenticate's
+	// _meta "api-key" and gateway headers, providers/set headers) and
+	// returns what the agent gets instead: placeholders (keys.go). It
+	// must not return before the keys are in force. nil: such requests
+	// are refused, so a key never reaches the agent.
+	Keys func(ctx context.Context, s Secrets) (Secrets, error)
 }
 
 // Agent is the agent process as streams.
@@ -108,6 +116,8 @@ type bridge struct {
 	own       acp.Pending
 	toolCalls atomic.Int64
 	asks      sync.WaitGroup
+
+	auth authProviders // from the agent's initialize answer
 }
 
 func newBridge(opt Options, ed Editor, ag Agent) *bridge {

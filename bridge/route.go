@@ -30,6 +30,10 @@ func (b *bridge) fromEditor(ctx context.Context, m *acp.Message) [][]byte {
 	switch m.Method {
 	case "initialize":
 		out, err = rewriteParams(m, clampVersion)
+	case "authenticate":
+		out, err = rewriteParams(m, func(p map[string]json.RawMessage) error { return b.takeAuthKeys(ctx, p) })
+	case "providers/set":
+		out, err = rewriteParams(m, func(p map[string]json.RawMessage) error { return b.takeProviderKeys(ctx, p) })
 	case "session/new", "session/load", "session/resume":
 		out, err = b.checkSession(ctx, m, req)
 		if errors.Is(err, errRefused) {
@@ -105,6 +109,7 @@ func (b *bridge) agentResponse(m *acp.Message, req *editorRequest) [][]byte {
 			if err := clampVersion(r); err != nil {
 				return err
 			}
+			b.auth.record(r)
 			return b.rewriteAuthMethods(r)
 		})
 	case "session/new":

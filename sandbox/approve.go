@@ -46,6 +46,10 @@ type approverMsg struct {
 	ID      int              `json:"id,omitempty"`      // client → supervisor: the answer's request
 	Answer  string           `json:"answer,omitempty"`
 	Active  *bool            `json:"active,omitempty"` // client → supervisor: a prompt turn is on
+	// Capture (client → supervisor) hands over a key the editor sent over
+	// ACP; Captured is the answer.
+	Capture  *Capture  `json:"capture,omitempty"`
+	Captured *Captured `json:"captured,omitempty"`
 }
 
 // approver is one registered client.
@@ -186,11 +190,22 @@ func (s *supervisor) serveApprover(c net.Conn, w *control.Writer) {
 		}
 		a.mu.Unlock()
 		close(ap.gone)
+		s.dropACPSession(ap)
 	}()
 	for {
 		var m approverMsg
 		if err := control.ReadJSON(c, control.TypeJSON, &m); err != nil {
 			return
+		}
+		if m.Capture != nil {
+			r := s.capture(ap, *m.Capture)
+			ap.wmu.Lock()
+			err := ap.w.JSON(control.TypeJSON, approverMsg{Captured: &r})
+			ap.wmu.Unlock()
+			if err != nil {
+				return
+			}
+			continue
 		}
 		a.mu.Lock()
 		if m.Active != nil {
@@ -216,6 +231,10 @@ type Approver struct {
 	closing  chan struct{}
 	done     chan struct{}
 	once     sync.Once
+
+	cmu      sync.Mutex
+	nextCap  int
+	captures map[int]chan Captured
 }
 
 // Approver registers this client to answer approve-on-block questions.
@@ -235,7 +254,7 @@ func (c *Client) Approver(ctx context.Context) (*Approver, error) {
 		return nil, errors.New(r.Error)
 	}
 	a := &Approver{conn: conn, w: control.NewWriter(conn), requests: make(chan ApprovalRequest, 16),
-		closing: make(chan struct{}), done: make(chan struct{})}
+		closing: make(chan struct{}), done: make(chan struct{}), captures: map[int]chan Captured{}}
 	go a.read() // owned: ends when conn closes (Close)
 	return a, nil
 }
@@ -247,6 +266,16 @@ func (a *Approver) read() {
 		var m approverMsg
 		if err := control.ReadJSON(a.conn, control.TypeJSON, &m); err != nil {
 			return
+		}
+		if m.Captured != nil {
+			a.cmu.Lock()
+			ch := a.captures[m.Captured.ID]
+			delete(a.captures, m.Captured.ID)
+			a.cmu.Unlock()
+			if ch != nil {
+				ch <- *m.Captured // buffered
+			}
+			continue
 		}
 		if m.Request != nil {
 			select {
@@ -271,6 +300,38 @@ func (a *Approver) SetActive(on bool) error {
 // Answer answers request id with AnswerOnce, AnswerAlways or AnswerReject.
 func (a *Approver) Answer(id int, answer string) error {
 	return a.send(approverMsg{ID: id, Answer: answer})
+}
+
+// Capture hands the supervisor a key the editor sent over ACP and returns
+// what the agent gets instead. The key stays in force while this
+// registration lasts. An error means the key was not taken: the editor's
+// request must not reach the agent.
+func (a *Approver) Capture(ctx context.Context, c Capture) (Captured, error) {
+	ch := make(chan Captured, 1)
+	a.cmu.Lock()
+	a.nextCap++
+	c.ID = a.nextCap
+	a.captures[c.ID] = ch
+	a.cmu.Unlock()
+	defer func() {
+		a.cmu.Lock()
+		delete(a.captures, c.ID)
+		a.cmu.Unlock()
+	}()
+	if err := a.send(approverMsg{Capture: &c}); err != nil {
+		return Captured{}, fmt.Errorf("cannot reach the sandbox's supervisor: %w", err)
+	}
+	select {
+	case r := <-ch:
+		if r.Error != "" {
+			return r, errors.New(r.Error)
+		}
+		return r, nil
+	case <-a.done:
+		return Captured{}, errors.New("the sandbox's supervisor went away")
+	case <-ctx.Done():
+		return Captured{}, ctx.Err()
+	}
 }
 
 func (a *Approver) send(m approverMsg) error {

@@ -32,14 +32,19 @@ const (
 	guestCA     = "/etc/ssl/certs/acp-sandbox-ca.pem"  // the sandbox CA alone
 )
 
-// creds is a sandbox's credential setup.
+// creds is a sandbox's credential setup. The interceptor always exists,
+// so that rules can come later (an approved [[credentials]] edit, a key
+// the editor sends over ACP) without a restart; with no rule it takes no
+// flow.
 type creds struct {
-	ca          *mitm.CA
-	ic          *mitm.Interceptor // nil when no rule applies
-	env         []string          // placeholder and trust variables for the VM
-	files       []control.File    // trust files for the VM's /etc
-	active      []string          // rule names, for the log
-	placeholder map[string]string // rule name → placeholder (never a secret)
+	ca      *mitm.CA
+	ic      *mitm.Interceptor
+	ph      *placeholders
+	env     []string        // placeholder and trust variables for the VM, fixed at boot
+	bootEnv map[string]bool // the placeholder variables the VM got at boot
+	files   []control.File  // trust files for the VM's /etc
+	key     string          // the configuration's credential rules last applied, to spot a change
+	active  []string        // rule names, sources and hosts, for people; guarded by supervisor.mu
 }
 
 // testMITMHooks, set only in test builds, adjusts the interceptor's
@@ -73,7 +78,9 @@ func ruleName(c config.Credential) string {
 }
 
 // available reports whether a credential's source can give a secret now,
-// without reading it (a command is run only on first use).
+// without reading it (a command is run only on first use). A from_acp
+// rule always applies: until the editor sends its key, a request that
+// needs it fails with a 502 that says so.
 func available(c config.Credential) bool {
 	switch {
 	case c.FromEnv != "":
@@ -81,10 +88,10 @@ func available(c config.Credential) bool {
 	case c.FromFile != "":
 		_, err := os.Stat(c.FromFile)
 		return err == nil
-	case c.FromCommand != nil:
+	case c.FromCommand != nil, c.FromACP:
 		return true
 	}
-	return false // from_acp: captured by the bridge (not yet)
+	return false
 }
 
 // secretFunc reads a credential's secret on first use. Errors never carry
@@ -127,38 +134,25 @@ func (s *supervisor) setupCreds() (*creds, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &creds{ca: ca, placeholder: map[string]string{}}
-	var rules []mitm.Rule
-	for _, cr := range credentialRules(s.cfg) {
-		if !available(cr) {
-			continue
-		}
-		name := ruleName(cr)
-		if slices.ContainsFunc(rules, func(r mitm.Rule) bool { return r.Name == name }) {
-			continue
-		}
-		p := ph.get(name)
-		rules = append(rules, mitm.Rule{Name: name, Host: cr.Host, Header: cr.Header, Format: cr.Format, Placeholder: p, Secret: secretFunc(cr)})
-		c.placeholder[name] = p
-		c.active = append(c.active, name+" → "+cr.Host+" ("+cr.Source()+")")
-		if cr.Env != "" {
-			c.env = append(c.env, cr.Env+"="+p)
-		}
-	}
+	c := &creds{ca: ca, ph: ph, bootEnv: map[string]bool{}}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rules, httpRules, active := s.credRulesLocked(c)
 	if err := ph.save(); err != nil {
 		return nil, err
 	}
-	var httpRules []mitm.HTTPRule
-	for _, h := range s.cfg.Network.HTTP {
-		httpRules = append(httpRules, mitm.HTTPRule{Host: h.Host, Methods: h.Methods, Paths: h.Paths})
+	opt := mitm.Options{CA: ca, Rules: rules, HTTPRules: httpRules, Audit: s.audit.recordHTTPS, Logger: s.log}
+	if testMITMHooks != nil {
+		testMITMHooks(&opt)
 	}
-	if len(rules) > 0 || len(httpRules) > 0 {
-		opt := mitm.Options{CA: ca, Rules: rules, HTTPRules: httpRules, Audit: s.audit.recordHTTPS, Logger: s.log}
-		if testMITMHooks != nil {
-			testMITMHooks(&opt)
-		}
-		if c.ic, err = mitm.New(opt); err != nil {
-			return nil, fmt.Errorf("credentials: %w", err)
+	if c.ic, err = mitm.New(opt); err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
+	}
+	c.active, c.key = active, credsKey(s.cfg)
+	for _, cr := range credentialRules(s.cfg) {
+		if cr.Env != "" && available(cr) && !c.bootEnv[cr.Env] {
+			c.bootEnv[cr.Env] = true
+			c.env = append(c.env, cr.Env+"="+ph.get(ruleName(cr)))
 		}
 	}
 
@@ -178,6 +172,76 @@ func (s *supervisor) setupCreds() (*creds, error) {
 		c.env = append(c.env, k+"="+guestCA)
 	}
 	return c, nil
+}
+
+// credRulesLocked is what the interceptor runs: the keys editors sent over
+// ACP for this session (first: they are what the user chose just now),
+// then the configuration's credentials whose source has a value, and the
+// [[network.http]] rules. Caller holds s.mu.
+func (s *supervisor) credRulesLocked(c *creds) (rules []mitm.Rule, httpRules []mitm.HTTPRule, active []string) {
+	seen := map[string]bool{}
+	for _, sess := range s.acpSessionsLocked() {
+		for _, r := range sess.rules {
+			if !seen[r.Name] {
+				seen[r.Name] = true
+				rules = append(rules, r)
+				active = append(active, r.Name+" → "+r.Host+" (ACP, this editor session)")
+			}
+		}
+	}
+	for _, cr := range credentialRules(s.cfg) {
+		name := ruleName(cr)
+		if !available(cr) || seen[name] {
+			continue
+		}
+		seen[name] = true
+		secret, source := secretFunc(cr), cr.Source()
+		if cr.FromACP {
+			if key, ok := s.acpKeyLocked(name); ok {
+				secret = func(context.Context) (string, error) { return key, nil }
+			} else {
+				source += ", waiting for the editor"
+			}
+		}
+		rules = append(rules, mitm.Rule{Name: name, Host: cr.Host, Header: cr.Header, Format: cr.Format,
+			Placeholder: c.ph.get(name), Secret: secret})
+		active = append(active, name+" → "+cr.Host+" ("+source+")")
+	}
+	for _, h := range s.cfg.Network.HTTP {
+		httpRules = append(httpRules, mitm.HTTPRule{Host: h.Host, Methods: h.Methods, Paths: h.Paths})
+	}
+	return rules, httpRules, active
+}
+
+// applyCredsLocked gives the interceptor the rules now in force. Caller
+// holds s.mu.
+func (s *supervisor) applyCredsLocked() error {
+	c := s.creds
+	if c == nil {
+		return nil
+	}
+	rules, httpRules, active := s.credRulesLocked(c)
+	if err := c.ic.SetRules(rules, httpRules); err != nil {
+		return err
+	}
+	if err := c.ph.save(); err != nil {
+		s.log.Warn("cannot save the sandbox's placeholders", "err", err)
+	}
+	c.active, c.key = active, credsKey(s.cfg)
+	for _, cr := range credentialRules(s.cfg) {
+		if cr.Env != "" && available(cr) && !c.bootEnv[cr.Env] {
+			s.log.Warn("a new credential's variable reaches the VM only after a restart (`acp-sandbox stop`); its host is injected already",
+				"rule", ruleName(cr), "env", cr.Env)
+		}
+	}
+	return nil
+}
+
+// credsKey identifies the configuration's credential and HTTP rules, to
+// re-apply them only when they changed (a rule's secret is read again
+// after each apply: a credential command must not run every poll).
+func credsKey(cfg *config.Config) string {
+	return fmt.Sprintf("%#v|%#v", credentialRules(cfg), cfg.Network.HTTP)
 }
 
 // placeholders are kept per sandbox, so the VM's variables (and whatever

@@ -77,7 +77,12 @@ func dedup(s []string) []string {
 // applyRules recomputes the rules in force and hands them to the stack.
 // Caller holds s.mu.
 func (s *supervisor) applyRulesLocked() error {
-	n := union(s.cfg.Network, s.opt.Network)
+	extra := s.opt.Network
+	if acp := s.acpNetworkLocked(); len(acp.Allow)+len(acp.HostPorts) > 0 {
+		extra = Network{Allow: slices.Concat(extra.Allow, acp.Allow), Deny: extra.Deny,
+			HostPorts: slices.Concat(extra.HostPorts, acp.HostPorts)}
+	}
+	n := union(s.cfg.Network, extra)
 	if s.applied && n.Equal(s.eff) {
 		return nil // nothing changed: leave the stack's rules alone
 	}
@@ -132,6 +137,13 @@ func (s *supervisor) reloadPolicy() {
 	s.cfg = cfg
 	err = s.applyRulesLocked()
 	now := s.eff
+	if s.creds != nil && credsKey(cfg) != s.creds.key {
+		if cerr := s.applyCredsLocked(); cerr != nil {
+			s.log.Error("credential rules do not compile; the ones in force stay", "err", cerr)
+		} else {
+			s.log.Info("credential rules reloaded", "rules", s.creds.active)
+		}
+	}
 	s.mu.Unlock()
 	if err != nil {
 		s.log.Error("configuration rules do not compile; the rules in force stay", "err", err)

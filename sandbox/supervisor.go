@@ -82,6 +82,7 @@ type supervisor struct {
 	eff         Network        // the rules in force: cfg's and opt.Network
 	applied     bool           // eff has been given to the current stack
 	seenSHA     string         // sandbox.toml content last looked at
+	acp         []*acpSession  // what editors gave over ACP, oldest first
 	lastLoadErr string
 	idle        time.Duration
 	clients     int

@@ -60,12 +60,23 @@ func (g *globals) acpMode(ctx context.Context, argv []string) error {
 	// of its prompt turns is on. Without it, blocked flows stay blocked.
 	var questions chan bridge.NetworkQuestion
 	var onTurn func(bool)
+	var keys func(context.Context, bridge.Secrets) (bridge.Secrets, error)
 	relayDone := make(chan struct{})
 	defer close(relayDone)
 	if ap, err := c.Approver(ctx); err != nil {
 		logger.Warn("no network approvals in the editor", "err", err)
 	} else {
 		defer ap.Close()
+		// Keys the editor hands the agent stay with the supervisor for as
+		// long as this connection lasts.
+		keys = func(ctx context.Context, sec bridge.Secrets) (bridge.Secrets, error) {
+			r, err := ap.Capture(ctx, sandbox.Capture{Method: sec.Method, APIKey: sec.APIKey, Provider: sec.Provider,
+				BaseURL: sec.BaseURL, Headers: sec.Headers})
+			if err != nil {
+				return bridge.Secrets{}, err
+			}
+			return bridge.Secrets{Method: sec.Method, APIKey: r.APIKey, BaseURL: r.BaseURL, Headers: r.Headers}, nil
+		}
 		questions = make(chan bridge.NetworkQuestion)
 		onTurn = func(on bool) {
 			if err := ap.SetActive(on); err != nil {
@@ -90,6 +101,7 @@ func (g *globals) acpMode(ctx context.Context, argv []string) error {
 	err = bridge.Run(ctx, bridge.Options{
 		NetworkQuestions: questions,
 		OnTurn:           onTurn,
+		Keys:             keys,
 		Workspace:        sb.Workspace,
 		ExecPrefix:       []string{exe, "exec", "--sandbox", sb.ID},
 		ExecEnv:          sandboxEnv(),

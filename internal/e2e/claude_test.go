@@ -28,7 +28,17 @@ import (
 // VM holds a placeholder key, the network stack puts the real key on the
 // way out (the stand-in accepts nothing else), and the real key is nowhere
 // the agent or we could leak it from.
-func TestRealClaudePrompt(t *testing.T) {
+func TestRealClaudePrompt(t *testing.T) { claudePrompt(t, false) }
+
+// The same, with the key given by the editor over ACP: authenticate with
+// the "gateway" method (claude-agent-acp offers it to an editor that
+// advertises auth._meta.gateway) names a model gateway and its
+// Authorization header. The bridge hands the header to the host and the
+// agent a placeholder; the gateway, not in any policy, is reachable while
+// that editor is connected and not after.
+func TestRealClaudeGatewayKeyFromEditor(t *testing.T) { claudePrompt(t, true) }
+
+func claudePrompt(t *testing.T, gateway bool) {
 	agent := AgentsPrefix + "/bin/claude-agent-acp"
 	if _, err := os.Stat(agent); err != nil {
 		vmtest.Skip(t, "claude-agent-acp is not installed: scripts/test-deps.sh installs it under %s", AgentsPrefix)
@@ -37,7 +47,8 @@ func TestRealClaudePrompt(t *testing.T) {
 	_, _ = rand.Read(rb[:])
 	secret := "sk-ant-test-" + hex.EncodeToString(rb[:])
 	const reply = "Hello from the stand-in, through the sandbox."
-	api := standin.New(standin.Options{TLS: true, Hosts: []string{"api.anthropic.com"}, Reply: reply, Key: secret, Logf: t.Logf})
+	const gwHost = "gw.example.test"
+	api := standin.New(standin.Options{TLS: true, Hosts: []string{"api.anthropic.com", gwHost}, Reply: reply, Key: secret, Logf: t.Logf})
 	defer api.Close()
 
 	e := vmtest.NewEnv(t)
@@ -47,8 +58,8 @@ func TestRealClaudePrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	tn := sandbox.TestNet{
-		Hosts:      map[string][]string{"api.anthropic.com": {"203.0.113.50"}},
-		Routes:     map[string]string{"203.0.113.50:443": api.Addr()},
+		Hosts:      map[string][]string{"api.anthropic.com": {"203.0.113.50"}, gwHost: {"203.0.113.51"}},
+		Routes:     map[string]string{"203.0.113.50:443": api.Addr(), "203.0.113.51:443": api.Addr()},
 		UpstreamCA: caFile,
 	}
 	b, _ := json.Marshal(tn)
@@ -56,9 +67,12 @@ func TestRealClaudePrompt(t *testing.T) {
 	if err := os.WriteFile(netFile, b, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// The key is in the environment of the acp-sandbox the editor starts,
-	// as it would be in a user's.
-	e.Vars = append(e.Vars, sandbox.TestNetEnv+"="+netFile, "ANTHROPIC_API_KEY="+secret)
+	e.Vars = append(e.Vars, sandbox.TestNetEnv+"="+netFile)
+	if !gateway {
+		// The key is in the environment of the acp-sandbox the editor
+		// starts, as it would be in a user's.
+		e.Vars = append(e.Vars, "ANTHROPIC_API_KEY="+secret)
+	}
 	ws := e.Workspace()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
@@ -80,11 +94,24 @@ func TestRealClaudePrompt(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	if _, err := c.Call(ctx, "initialize", map[string]any{"protocolVersion": 1, "clientCapabilities": map[string]any{
-		"fs": map[string]any{"readTextFile": true, "writeTextFile": true}, "terminal": true}}); err != nil {
+	caps := map[string]any{"fs": map[string]any{"readTextFile": true, "writeTextFile": true}, "terminal": true}
+	if gateway {
+		caps["auth"] = map[string]any{"_meta": map[string]any{"gateway": true}}
+	}
+	res, err := c.Call(ctx, "initialize", map[string]any{"protocolVersion": 1, "clientCapabilities": caps})
+	if err != nil {
 		t.Fatalf("initialize: %v\n%s", err, stderr)
 	}
-	res, err := c.Call(ctx, "session/new", map[string]any{"cwd": ws, "mcpServers": []any{}})
+	if gateway {
+		if !strings.Contains(string(res), `"id":"gateway"`) {
+			t.Fatalf("the agent offers no gateway auth method: %s", res)
+		}
+		if _, err := c.Call(ctx, "authenticate", map[string]any{"methodId": "gateway", "_meta": map[string]any{
+			"gateway": map[string]any{"baseUrl": "https://" + gwHost, "headers": map[string]string{"Authorization": "Bearer " + secret}}}}); err != nil {
+			t.Fatalf("authenticate: %v\n%s", err, stderr)
+		}
+	}
+	res, err = c.Call(ctx, "session/new", map[string]any{"cwd": ws, "mcpServers": []any{}})
 	if err != nil {
 		t.Fatalf("session/new: %v\n%s", err, stderr)
 	}
@@ -130,6 +157,20 @@ func TestRealClaudePrompt(t *testing.T) {
 	if !slices.Contains(api.KeysSeen(), secret) {
 		t.Errorf("the stand-in never got the real key: %q", api.KeysSeen())
 	}
+	if gateway {
+		var gw int
+		for _, r := range api.Requests() {
+			if strings.HasPrefix(r.Path, "/v1/messages") && r.Host != gwHost {
+				t.Errorf("a model request went to %s, not the gateway", r.Host)
+			}
+			if r.Host == gwHost {
+				gw++
+			}
+		}
+		if gw == 0 {
+			t.Error("no request reached the gateway")
+		}
+	}
 	for _, k := range api.KeysSeen() {
 		if strings.HasPrefix(k, mitm.PlaceholderPrefix) {
 			t.Errorf("a placeholder reached the API: the injection missed a request")
@@ -139,8 +180,11 @@ func TestRealClaudePrompt(t *testing.T) {
 	// The agent's environment, what the sandbox user sees, and our logs.
 	forms := []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), url.QueryEscape(secret)}
 	r := e.Run(ws, nil, "exec", "--", "bash", "-c", `printenv ANTHROPIC_API_KEY; cat /proc/cmdline /proc/*/environ 2>/dev/null; grep -rs . /etc /home/agent /run /tmp 2>/dev/null | head -c 50000000`)
-	if !strings.HasPrefix(r.Stdout, mitm.PlaceholderPrefix) {
+	if !gateway && !strings.HasPrefix(r.Stdout, mitm.PlaceholderPrefix) {
 		t.Errorf("the VM's ANTHROPIC_API_KEY is not a placeholder: %.40q", r.Stdout)
+	}
+	if gateway && !strings.Contains(r.Stdout, "ANTHROPIC_CUSTOM_HEADERS=Authorization: "+mitm.PlaceholderPrefix) {
+		t.Errorf("the agent's Claude process does not hold the gateway header as a placeholder")
 	}
 	for _, f := range forms {
 		if strings.Contains(r.Stdout, f) {
@@ -162,4 +206,23 @@ func TestRealClaudePrompt(t *testing.T) {
 		}
 		return nil
 	})
+
+	if !gateway {
+		return
+	}
+	// The editor leaves: its key and its gateway go with it.
+	if err := c.Close(ctx); err != nil {
+		t.Logf("close: %v", err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := e.Run(ws, nil, "exec", "--", "curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "20", "https://"+gwHost+"/v1/models")
+		if r.Code != 0 {
+			break // blocked: the name no longer resolves
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the gateway is still reachable after the editor left: %s", r.Stdout)
+		}
+		time.Sleep(time.Second)
+	}
 }

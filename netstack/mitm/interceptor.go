@@ -12,8 +12,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"os"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/netstack"
@@ -66,17 +68,32 @@ type Options struct {
 }
 
 // Interceptor decides which TLS flows to take over and serves them. It is
-// safe for concurrent use; its rules are fixed at New.
+// safe for concurrent use. Its rules can be replaced while it runs
+// (SetRules): a flow takes the rules in force when it starts and keeps
+// them until it ends.
 type Interceptor struct {
 	ca     *CA
-	creds  []*credential
-	http   []*httpRule
+	rules  atomic.Pointer[ruleSet]
 	bypass *policy.Policy // nil: none
 	roots  *x509.CertPool
 	audit  func(Event)
 	log    *slog.Logger
 	bufs   bufferPool
+
+	// retired are credentials of replaced rule sets whose secret was
+	// resolved: logs keep masking them (bounded, newest last).
+	retiredMu sync.Mutex
+	retired   []*credential
 }
+
+// ruleSet is the rules in force at one time.
+type ruleSet struct {
+	creds []*credential
+	http  []*httpRule
+}
+
+// maxRetired bounds the replaced credentials kept for masking logs.
+const maxRetired = 64
 
 // New checks the options and builds an Interceptor. Every bad rule is
 // reported.
@@ -99,36 +116,8 @@ func New(opts Options) (*Interceptor, error) {
 	}
 	ic.log = slog.New(&redactHandler{h: base.Handler(), redact: ic.redact})
 
-	var errs []error
-	names, placeholders := map[string]bool{}, map[string]string{}
-	for _, r := range opts.Rules {
-		c, err := compileRule(r)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		if names[c.name] {
-			errs = append(errs, fmt.Errorf("credential %q: a second rule has this name", c.name))
-			continue
-		}
-		names[c.name] = true
-		if c.placeholder != "" {
-			if other, ok := placeholders[c.placeholder]; ok {
-				errs = append(errs, fmt.Errorf("credential %q: same placeholder as credential %q", c.name, other))
-				continue
-			}
-			placeholders[c.placeholder] = c.name
-		}
-		ic.creds = append(ic.creds, c)
-	}
-	for _, r := range opts.HTTPRules {
-		h, err := compileHTTPRule(r)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		ic.http = append(ic.http, h)
-	}
+	set, errs := compileRules(opts.Rules, opts.HTTPRules)
+	ic.rules.Store(set)
 	if len(opts.Bypass) > 0 {
 		ic.bypass = &policy.Policy{}
 		for _, b := range opts.Bypass {
@@ -146,13 +135,73 @@ func New(opts Options) (*Interceptor, error) {
 	return ic, nil
 }
 
+// compileRules checks and compiles a rule set; every bad rule is reported.
+func compileRules(rules []Rule, httpRules []HTTPRule) (*ruleSet, []error) {
+	set := &ruleSet{}
+	var errs []error
+	names, placeholders := map[string]bool{}, map[string]string{}
+	for _, r := range rules {
+		c, err := compileRule(r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if names[c.name] {
+			errs = append(errs, fmt.Errorf("credential %q: a second rule has this name", c.name))
+			continue
+		}
+		names[c.name] = true
+		if c.placeholder != "" {
+			if other, ok := placeholders[c.placeholder]; ok {
+				errs = append(errs, fmt.Errorf("credential %q: same placeholder as credential %q", c.name, other))
+				continue
+			}
+			placeholders[c.placeholder] = c.name
+		}
+		set.creds = append(set.creds, c)
+	}
+	for _, r := range httpRules {
+		h, err := compileHTTPRule(r)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		set.http = append(set.http, h)
+	}
+	return set, errs
+}
+
+// SetRules replaces the credentials and HTTP rules for flows that start
+// from now on; flows in progress keep the rules they started with. Bad
+// rules are all reported and nothing changes. Secrets are resolved again
+// on first use (Rule.Secret is called anew): the source may have changed.
+func (ic *Interceptor) SetRules(rules []Rule, httpRules []HTTPRule) error {
+	set, errs := compileRules(rules, httpRules)
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("mitm: %w", err)
+	}
+	old := ic.rules.Swap(set)
+	ic.retiredMu.Lock()
+	for _, c := range old.creds {
+		if _, ok := c.secret.known(); ok {
+			ic.retired = append(ic.retired, c)
+		}
+	}
+	if n := len(ic.retired) - maxRetired; n > 0 {
+		ic.retired = slices.Delete(ic.retired, 0, n)
+	}
+	ic.retiredMu.Unlock()
+	return nil
+}
+
 // String shows the rule names; never a secret.
 func (ic *Interceptor) String() string {
-	names := make([]string, len(ic.creds))
-	for i, c := range ic.creds {
+	set := ic.rules.Load()
+	names := make([]string, len(set.creds))
+	for i, c := range set.creds {
 		names[i] = c.name + "@" + c.host
 	}
-	return fmt.Sprintf("mitm.Interceptor{credentials: %v, http rules: %d}", names, len(ic.http))
+	return fmt.Sprintf("mitm.Interceptor{credentials: %v, http rules: %d}", names, len(set.http))
 }
 
 // GoString is String.
@@ -190,15 +239,16 @@ func (ic *Interceptor) plan(f netstack.Flow) *flowPlan {
 	if ic.bypass != nil && matches(ic.bypass, name) {
 		return nil
 	}
+	set := ic.rules.Load()
 	p := &flowPlan{name: name}
-	for _, c := range ic.creds {
+	for _, c := range set.creds {
 		if matches(c.match, name) {
 			p.own = append(p.own, c)
 		} else if c.placeholder != "" {
 			p.foreign = append(p.foreign, c)
 		}
 	}
-	for _, h := range ic.http {
+	for _, h := range set.http {
 		if matches(h.match, name) {
 			p.http = append(p.http, h)
 		}
@@ -310,11 +360,17 @@ func (ic *Interceptor) upstream(name string, dial func(context.Context) (net.Con
 
 // redact masks every secret resolved so far in s.
 func (ic *Interceptor) redact(s string) string {
-	for _, c := range ic.creds {
-		if v, ok := c.secret.known(); ok && strings.Contains(s, v) {
-			s = strings.ReplaceAll(s, v, redacted)
+	mask := func(creds []*credential) {
+		for _, c := range creds {
+			if v, ok := c.secret.known(); ok && strings.Contains(s, v) {
+				s = strings.ReplaceAll(s, v, redacted)
+			}
 		}
 	}
+	mask(ic.rules.Load().creds)
+	ic.retiredMu.Lock()
+	mask(ic.retired)
+	ic.retiredMu.Unlock()
 	return s
 }
 

@@ -120,7 +120,7 @@ func TestSubstitution(t *testing.T) {
 		o.Rules = []Rule{{Name: "gitlab", Host: apiHost, Placeholder: NewPlaceholder("gitlab"),
 			Secret: func(context.Context) (string, error) { return testSecret, nil }}}
 	})
-	ph := e.ic.creds[0].placeholder
+	ph := e.ic.rules.Load().creds[0].placeholder
 	req, _ := http.NewRequest("GET", "https://"+apiHost+"/api/"+ph+"/x?key="+ph+"&q=1", nil)
 	req.SetBasicAuth("oauth2", ph)
 	req.Header.Set("Private-Token", "token "+ph)
@@ -743,5 +743,74 @@ func TestUpgradePassesThrough(t *testing.T) {
 		if err != nil || got != msg {
 			t.Fatalf("echo %q %v", got, err)
 		}
+	}
+}
+
+// Rules replaced while the interceptor runs: a host that gains a rule is
+// intercepted from the next flow on, with the new secret; a host that
+// loses its rule is spliced again; a bad set changes nothing; a secret of
+// a replaced rule is still masked in logs. Stops: a credential captured
+// after the VM started (ACP authenticate) never applying, or a retired
+// key leaking through a late error message.
+func TestSetRulesLive(t *testing.T) {
+	pki := newTestPKI(t)
+	var mu sync.Mutex
+	seen := map[string]string{} // host → x-api-key
+	up := newUpstream(t, pki, true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.Host] = r.Header.Get("X-Api-Key")
+		mu.Unlock()
+	}))
+	e := newTenv(t, up, pki.pool, func(o *Options) { o.Rules = o.Rules[:1] }) // apiHost only
+	get := func(host, key string) (int, string) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", "https://"+host+"/", nil)
+		req.Header.Set("X-Api-Key", key)
+		resp, err := e.guestClient(false).Do(req)
+		if err != nil {
+			return 0, err.Error()
+		}
+		resp.Body.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		return resp.StatusCode, seen[host]
+	}
+	if e.ic.Intercept(netstack.Flow{Name: otherHost, Port: 443}) != nil {
+		t.Fatal("otherHost intercepted before it has a rule")
+	}
+	const later = "sk-captured-LATER-0123456789abcdef"
+	ph := NewPlaceholder("captured")
+	err := e.ic.SetRules([]Rule{{Name: "captured", Host: otherHost, Placeholder: ph,
+		Secret: func(context.Context) (string, error) { return later, nil }}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.ic.Intercept(netstack.Flow{Name: otherHost, Port: 443}) == nil {
+		t.Fatal("otherHost not intercepted after SetRules gave it a rule")
+	}
+	if st, key := get(otherHost, ph); st != 200 || key != later {
+		t.Fatalf("otherHost after SetRules: status %d, upstream saw key %q, want the captured secret", st, key)
+	}
+	if e.ic.Intercept(netstack.Flow{Name: apiHost, Port: 443}) != nil {
+		t.Error("apiHost still intercepted after its rule was removed")
+	}
+
+	// A bad set is refused whole; the rules in force stay.
+	err = e.ic.SetRules([]Rule{{Name: "bad", Host: "10.0.0.1", Header: "x",
+		Secret: func(context.Context) (string, error) { return "x", nil }}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "address") {
+		t.Fatalf("bad rule set: err %v", err)
+	}
+	if e.ic.Intercept(netstack.Flow{Name: otherHost, Port: 443}) == nil {
+		t.Error("a refused SetRules dropped the rules in force")
+	}
+
+	// The captured secret is retired by the next set, and still masked.
+	if err := e.ic.SetRules(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	e.ic.log.Error("late error", "detail", "upstream said "+later)
+	if strings.Contains(e.logs.String(), later) {
+		t.Errorf("a retired secret reached the log: %q", e.logs.String())
 	}
 }

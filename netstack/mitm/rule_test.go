@@ -28,7 +28,7 @@ func TestFormattingRedacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := ic.creds[0]
+	c := ic.rules.Load().creds[0]
 	if _, err := c.secret.value(context.Background()); err != nil { // resolved: now held
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestFormattingRedacts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := ic2.creds[0].secret.value(context.Background()); err != nil {
+	if _, err := ic2.rules.Load().creds[0].secret.value(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	ic2.log.With("w", "a"+testSecret).Error("msg "+testSecret, "s", testSecret, "err", fmt.Errorf("get https://x/?k=%s: refused", testSecret),
