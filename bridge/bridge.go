@@ -11,6 +11,8 @@
 //     session's roots after resolving symlinks on the host (fs.go)
 //   - terminal/create: rewritten to `acp-sandbox exec`, so the editor's
 //     terminal runs the command inside the VM (terminal.go)
+//   - the first session opened: acp-sandbox's own notices (an agent
+//     installed on this start) appear in its thread (notice.go)
 //
 // The bridge knows nothing of QEMU: the agent is a pair of streams.
 // Each direction is one goroutine handling lines in order, so notifications
@@ -66,6 +68,11 @@ type Options struct {
 	// ApprovalTimeout bounds the wait for the user's answer; 0 means
 	// DefaultApprovalTimeout.
 	ApprovalTimeout time.Duration
+	// Notices are told to the user once, in the thread of the first
+	// session the agent opens (after its session/new, load or resume
+	// answer), each an agent message "acp-sandbox: NOTICE" (notice.go).
+	// nil: none.
+	Notices []string
 }
 
 // Agent is the agent process as streams.
@@ -108,6 +115,9 @@ type bridge struct {
 	own       acp.Pending
 	toolCalls atomic.Int64
 	asks      sync.WaitGroup
+
+	// noticed: opt.Notices were shown. Only the agent loop uses it.
+	noticed bool
 }
 
 func newBridge(opt Options, ed Editor, ag Agent) *bridge {
