@@ -90,6 +90,7 @@ func (g *globals) acpMode(ctx context.Context, argv []string) error {
 	err = bridge.Run(ctx, bridge.Options{
 		NetworkQuestions: questions,
 		OnTurn:           onTurn,
+		Notices:          g.notices,
 		Workspace:        sb.Workspace,
 		ExecPrefix:       []string{exe, "exec", "--sandbox", sb.ID},
 		ExecEnv:          sandboxEnv(),

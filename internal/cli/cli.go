@@ -50,6 +50,9 @@ type globals struct {
 	allow, deny     []string
 	network         sandbox.Network // parsed from allow and deny by validate
 	preset          *presets.Preset // the agent preset the command names, if any
+	// notices are for the user's eyes in the editor's thread (an
+	// install's outcome): acpMode shows them in the first session.
+	notices []string
 	// flagChanged reports whether a flag was given on the command line
 	// (set when the command runs).
 	flagChanged func(name string) bool

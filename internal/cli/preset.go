@@ -85,21 +85,23 @@ var presetSpec func(name string) string
 
 // installPreset installs p in the sandbox's home unless it is there. npm
 // needs the registry: the sandbox's rules allow it for the install only.
-func installPreset(ctx context.Context, c *sandbox.Client, p presets.Preset, progress io.Writer) error {
+// Progress goes to progress; what it did, for the user to see later, is
+// returned as notice ("" when p was installed already).
+func installPreset(ctx context.Context, c *sandbox.Client, p presets.Preset, progress io.Writer) (notice string, err error) {
 	check := control.Exec{Argv: []string{"test", "-x", p.Command(sandbox.GuestHome)}}
 	if code, err := c.Exec(ctx, check, sandbox.ExecIO{}); err != nil {
-		return err
+		return "", err
 	} else if code == 0 {
-		return nil
+		return "", nil
 	}
 	st, err := c.Status(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	during := st.Extra
 	during.Allow = append(slices.Clone(during.Allow), presets.Registry...)
 	if err := c.SetNetwork(ctx, during); err != nil {
-		return err
+		return "", err
 	}
 	defer func() {
 		// Restore even when ctx was cancelled mid-install.
@@ -116,11 +118,12 @@ func installPreset(ctx context.Context, c *sandbox.Client, p presets.Preset, pro
 	code, err := c.Exec(ctx, control.Exec{Argv: []string{"sh", "-c", p.InstallScript(sandbox.GuestHome, spec)}},
 		sandbox.ExecIO{Stdout: progress, Stderr: progress})
 	if err != nil {
-		return fmt.Errorf("installing %s: %w", p.Spec(), err)
+		return "", fmt.Errorf("installing %s: %w", p.Spec(), err)
 	}
 	if code != 0 {
-		return fmt.Errorf("installing %s in the sandbox failed (exit %d, npm's output above); if npm could not reach the registry, `acp-sandbox why` says what was blocked", p.Spec(), code)
+		return "", fmt.Errorf("installing %s in the sandbox failed (exit %d, npm's output above); if npm could not reach the registry, `acp-sandbox why` says what was blocked", p.Spec(), code)
 	}
-	fmt.Fprintf(progress, "acp-sandbox: %s installed in %v\n", p.Spec(), time.Since(t0).Round(time.Second))
-	return nil
+	took := time.Since(t0).Round(time.Second)
+	fmt.Fprintf(progress, "acp-sandbox: %s installed in %v\n", p.Spec(), took)
+	return fmt.Sprintf("installed %s in this sandbox (%v); next starts reuse it.", p.Spec(), took), nil
 }
