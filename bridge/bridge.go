@@ -13,6 +13,8 @@
 //     terminal runs the command inside the VM (terminal.go)
 //   - authenticate, providers/set: API keys and gateway headers are handed
 //     to the host (Options.Keys) and the agent gets placeholders (keys.go)
+//   - the first session opened: acp-sandbox's own notices (an agent
+//     installed on this start) appear in its thread (notice.go)
 //
 // The bridge knows nothing of QEMU: the agent is a pair of streams.
 // Each direction is one goroutine handling lines in order, so notifications
@@ -74,6 +76,11 @@ type Options struct {
 	// must not return before the keys are in force. nil: such requests
 	// are refused, so a key never reaches the agent.
 	Keys func(ctx context.Context, s Secrets) (Secrets, error)
+	// Notices are told to the user once, in the thread of the first
+	// session the agent opens (after its session/new, load or resume
+	// answer), each an agent message "acp-sandbox: NOTICE" (notice.go).
+	// nil: none.
+	Notices []string
 }
 
 // Agent is the agent process as streams.
@@ -118,6 +125,8 @@ type bridge struct {
 	asks      sync.WaitGroup
 
 	auth authProviders // from the agent's initialize answer
+	// noticed: opt.Notices were shown. Only the agent loop uses it.
+	noticed bool
 }
 
 func newBridge(opt Options, ed Editor, ag Agent) *bridge {

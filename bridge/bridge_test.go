@@ -455,3 +455,56 @@ func TestHugeLines(t *testing.T) {
 		t.Fatalf("agent → editor: %d bytes arrived, %d sent", len(got), len(resp))
 	}
 }
+
+// Notices (an install on this start) reach the user once, in the thread of
+// the first session that opens: not on a failed session/new, not again on
+// a later session.
+func TestNotices(t *testing.T) {
+	h := newHarness(t, func(o *Options) {
+		o.Notices = []string{"installed pkg@1.0.0 in this sandbox (41s); next starts reuse it."}
+	})
+	h.editorSends(`{"jsonrpc":"2.0","id":1,"method":"session/new","params":{"cwd":"` + h.ws + `","mcpServers":[]}}`)
+	h.agentGets()
+	h.agentSends(`{"jsonrpc":"2.0","id":1,"error":{"code":-32000,"message":"auth required"}}`)
+	wireErr(t, h.editorGets())
+	h.editorGetsOnly() // no session: no notice yet
+
+	h.editorSends(`{"jsonrpc":"2.0","id":2,"method":"session/new","params":{"cwd":"` + h.ws + `","mcpServers":[]}}`)
+	h.agentGets()
+	h.agentSends(`{"jsonrpc":"2.0","id":2,"result":{"sessionId":"s1"}}`)
+	if m := parse(t, h.editorGets()); m.Kind != acp.KindResponse {
+		t.Fatalf("the answer must come first, got %s", m.Raw)
+	}
+	var u struct {
+		SessionID string `json:"sessionId"`
+		Update    struct {
+			SessionUpdate string `json:"sessionUpdate"`
+			Content       struct{ Type, Text string }
+		} `json:"update"`
+	}
+	n := parse(t, h.editorGets())
+	if err := json.Unmarshal(n.Params, &u); err != nil || n.Method != "session/update" {
+		t.Fatalf("want a session/update, got %s", n.Raw)
+	}
+	if u.SessionID != "s1" || u.Update.SessionUpdate != "agent_message_chunk" || u.Update.Content.Type != "text" ||
+		u.Update.Content.Text != "acp-sandbox: installed pkg@1.0.0 in this sandbox (41s); next starts reuse it.\n" {
+		t.Errorf("notice %+v", u)
+	}
+	h.editorGetsOnly()
+
+	// Later sessions, new or loaded, open without it.
+	h.newSession("s2")
+	h.editorGetsOnly()
+	h.editorSends(`{"jsonrpc":"2.0","id":3,"method":"session/load","params":{"sessionId":"s1","cwd":"` + h.ws + `","mcpServers":[]}}`)
+	h.agentGets()
+	h.agentSends(`{"jsonrpc":"2.0","id":3,"result":{}}`)
+	h.editorGets()
+	h.editorGetsOnly()
+}
+
+// A bridge without notices adds nothing to a new session.
+func TestNoNotices(t *testing.T) {
+	h := newHarness(t, nil)
+	h.newSession("s1")
+	h.editorGetsOnly()
+}

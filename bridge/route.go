@@ -134,19 +134,14 @@ func (b *bridge) agentResponse(m *acp.Message, req *editorRequest) [][]byte {
 				outs = append(outs, n)
 			}
 		}
+		outs = append(outs, b.noticeUpdates(session)...)
 	}
 	return outs
 }
 
 // warningUpdate is a message the user sees in the editor's thread.
 func warningUpdate(session, text string) ([]byte, error) {
-	return acp.NewNotification("session/update", map[string]any{
-		"sessionId": session,
-		"update": map[string]any{
-			"sessionUpdate": "agent_message_chunk",
-			"content":       map[string]any{"type": "text", "text": "⚠ acp-sandbox: " + text + "\n"},
-		},
-	})
+	return threadMessage(session, "⚠ acp-sandbox: "+text+"\n")
 }
 
 // rewriteParams re-encodes a request with its params object changed by fn.

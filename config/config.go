@@ -142,16 +142,47 @@ func (c Credential) Source() string {
 	return "none"
 }
 
-// Agent is one [agents.NAME] preset.
+// Agent is one [agents.NAME] preset: `acp-sandbox -- NAME ARGS…` runs its
+// Command with ARGS after it, and its hosts ([Agent.Hosts]) are reachable
+// while it runs (also when a command line starts with Command:
+// [Config.AgentFor]).
 type Agent struct {
 	// Command is the agent's argv in the VM. nil: the preset names no
 	// command (it only adds hosts or credentials for an agent run by hand).
 	Command []string
-	// Allow are extra host patterns while this agent runs. nil: none.
+	// Allow are extra host patterns while this agent runs (see
+	// [Agent.Hosts]). nil: none.
 	Allow []string
 	// Credentials apply while this agent runs, after the top-level ones.
 	// nil: none.
 	Credentials []Credential
+}
+
+// Hosts are the host patterns the agent needs reachable while it runs:
+// Allow (its login hosts), then the Host of each credential (its model API:
+// a secret for a host the agent cannot reach is of no use), without
+// duplicates. A credential's host carries no port, so it means 443 and 80
+// like any pattern without one.
+func (a Agent) Hosts() []string {
+	var out []string
+	for _, p := range a.Allow {
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	for _, c := range a.Credentials {
+		if !slices.Contains(out, c.Host) {
+			out = append(out, c.Host)
+		}
+	}
+	return out
+}
+
+func (a Agent) clone() Agent {
+	a.Command = slices.Clone(a.Command)
+	a.Allow = slices.Clone(a.Allow)
+	a.Credentials = slices.Clone(a.Credentials)
+	return a
 }
 
 // Origin is where an effective value was set.
@@ -197,9 +228,9 @@ func (c *Config) Origin(path string) Origin {
 	return defaultOrigin
 }
 
-// ForAgent returns a copy of c for running the named agent: its Allow
-// patterns join Network.Allow and its Credentials follow the top-level
-// ones, with origins "agent NAME". An agent credential for a host and
+// ForAgent returns a copy of c for running the named agent: its hosts
+// ([Agent.Hosts]) join Network.Allow and its Credentials follow the
+// top-level ones, with origins "agent NAME". An agent credential for a host and
 // header (or a placeholder variable) a top-level credential already covers
 // is left out: what the files say beats what a preset assumes. An unknown
 // name is an error that lists the known ones.
@@ -213,6 +244,11 @@ func (c *Config) ForAgent(name string) (*Config, error) {
 		o := c.Origin(fmt.Sprintf("agents.%s.allow[%d]", quoteKey(name), i))
 		o.Label = joinLabel("agent "+name, o.Label)
 		out.addAllow(p, o)
+	}
+	for i, cr := range a.Credentials {
+		o := c.Origin(fmt.Sprintf("agents.%s.credentials[%d]", quoteKey(name), i))
+		o.Label = joinLabel("agent "+name, o.Label)
+		out.addAllow(cr.Host, o)
 	}
 	for i, cr := range a.Credentials {
 		if slices.ContainsFunc(c.Credentials, func(x Credential) bool {

@@ -23,6 +23,17 @@
 // Config.Origins records where each effective value came from, for
 // `acp-sandbox policy show`.
 //
+// # Agents
+//
+// [agents.NAME] names an agent: `acp-sandbox -- NAME ARGS…` runs its
+// command (ARGS after it), and its hosts ([Agent.Hosts]: allow, and its
+// credentials' hosts, the model API) are reachable while it runs. claude,
+// codex and gemini are built in ([BuiltinAgents]): their command, login
+// hosts and credentials are written here once, and internal/presets says
+// which npm package of which version installs each. A file's table with a
+// built-in name adds to it; its command replaces the built-in one (the CLI
+// then runs that command instead of installing the preset).
+//
 // # Tamper protection
 //
 // The workspace is writable from inside the VM, so its sandbox.toml applies

@@ -312,10 +312,7 @@ func (c *Config) addList(list *[]string, path, p string, at Origin) {
 func (c *Config) mergeAgents(layers []*layer) {
 	c.Agents = map[string]Agent{}
 	builtIn := Origin{Label: "built in"}
-	for name, a := range builtinAgents {
-		a.Command = slices.Clone(a.Command)
-		a.Allow = slices.Clone(a.Allow)
-		a.Credentials = slices.Clone(a.Credentials)
+	for name, a := range BuiltinAgents() {
 		c.Agents[name] = a
 		key := "agents." + name
 		c.Origins[key] = builtIn

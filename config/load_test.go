@@ -340,7 +340,9 @@ command = ["mine-acp", "--stdio"]
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []string{"console.anthropic.com:443", "extra.example"} {
+	// Its login hosts, the file's addition and its model API (the
+	// credential's host).
+	for _, p := range []string{"console.anthropic.com:443", "extra.example", "api.anthropic.com"} {
 		i := slices.Index(a.Network.Allow, p)
 		if i < 0 {
 			t.Fatalf("%s not allowed for claude: %q", p, a.Network.Allow)
@@ -355,6 +357,9 @@ command = ["mine-acp", "--stdio"]
 	// The file's credential for the host and header wins over the preset's.
 	if len(a.Credentials) != 1 || !a.Credentials[0].FromACP {
 		t.Errorf("Credentials = %+v", a.Credentials)
+	}
+	if got, want := c.Agents["claude"].Hosts(), []string{"console.anthropic.com:443", "claude.ai:443", "extra.example", "api.anthropic.com"}; !slices.Equal(got, want) {
+		t.Errorf("claude's hosts %q, want %q", got, want)
 	}
 	if _, err := c.ForAgent("nope"); err == nil || !strings.Contains(err.Error(), `"claude"`) {
 		t.Errorf("ForAgent(nope) = %v", err)
@@ -391,6 +396,10 @@ func TestPresets(t *testing.T) {
 		if !slices.Contains(balanced, h) {
 			t.Errorf("balanced lacks %s", h)
 		}
+	}
+	// The built-in agents' model APIs (from their credentials) come first.
+	if got, want := locked[:3], []string{"api.anthropic.com:443", "api.openai.com:443", "generativelanguage.googleapis.com:443"}; !slices.Equal(got, want) {
+		t.Errorf("locked starts %q, want %q", got, want)
 	}
 	p, _ := policy.New(PresetHosts("locked"), nil)
 	if d := p.AllowName("pypi.org", 443); d.Allow {

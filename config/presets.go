@@ -1,6 +1,10 @@
 package config
 
-import "time"
+import (
+	"maps"
+	"slices"
+	"time"
+)
 
 // Built-in defaults: what a sandbox runs with when no file says otherwise.
 // The VM's shape matches the CLI's flag defaults (--cpus 2, --memory 2048,
@@ -41,15 +45,14 @@ var PresetNames = []string{"locked", "balanced", "open"}
 // name.
 func PresetHosts(name string) []string { return append([]string(nil), presets[name]...) }
 
-var lockedHosts = []string{
-	"api.anthropic.com:443",
-	"api.openai.com:443",
-	"generativelanguage.googleapis.com:443",
+// lockedHosts are model APIs: the built-in agents' (the hosts of their
+// credentials, claude's, codex's, gemini's), then others'.
+var lockedHosts = concat(builtinModelHosts(), []string{
 	"api.mistral.ai:443",
 	"api.moonshot.ai:443",
 	"api.deepseek.com:443",
 	"openrouter.ai:443",
-}
+})
 
 var balancedHosts = []string{
 	// Git hosting (HTTPS; ssh on 22 needs its own pattern, e.g. "github.com:22").
@@ -89,7 +92,11 @@ var balancedHosts = []string{
 
 func concat(a, b []string) []string { return append(append([]string(nil), a...), b...) }
 
-// builtinAgents are the agent presets known without any file. Their
+// builtinAgents are the agent presets known without any file: the policy
+// half of `acp-sandbox -- claude` (codex, gemini). Command is what the
+// agent's npm package installs (internal/presets, keyed by the same name,
+// holds the package and its pinned version); Allow its login hosts; the
+// credentials' hosts are its model API (see [Agent.Hosts]). Their
 // credentials read the usual host variables; a variable that is not set
 // leaves the agent to log in another way.
 var builtinAgents = map[string]Agent{
@@ -117,4 +124,27 @@ var builtinAgents = map[string]Agent{
 			FromEnv: "GEMINI_API_KEY", Env: "GEMINI_API_KEY",
 		}},
 	},
+}
+
+// BuiltinAgents returns a copy of the agent presets known without any
+// file, as no file has changed them. A loaded [Config] has them in Agents,
+// with the files' changes.
+func BuiltinAgents() map[string]Agent {
+	out := make(map[string]Agent, len(builtinAgents))
+	for name, a := range builtinAgents {
+		out[name] = a.clone()
+	}
+	return out
+}
+
+// builtinModelHosts are the built-in agents' model APIs, HTTPS only, in
+// the order of the agents' names.
+func builtinModelHosts() []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(builtinAgents)) {
+		for _, c := range builtinAgents[name].Credentials {
+			out = append(out, c.Host+":443")
+		}
+	}
+	return out
 }

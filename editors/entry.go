@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/acp-sandbox/acp-sandbox/internal/presets"
 )
 
 // Entry is one agent server as an editor sees it: the name it shows and the
@@ -33,26 +35,26 @@ type Preset struct {
 	codeCompanion string
 }
 
-var presets = []Preset{
-	{Name: "claude", Title: "Claude Code", codeCompanion: "claude_code"},
-	{Name: "codex", Title: "Codex", codeCompanion: "codex"},
-	{Name: "gemini", Title: "Gemini CLI", codeCompanion: "gemini_cli"},
-}
+// codeCompanion is the CodeCompanion adapter of each preset: what editors
+// add to internal/presets (names and titles).
+var codeCompanion = map[string]string{"claude": "claude_code", "codex": "codex", "gemini": "gemini_cli"}
+
+var known = func() []Preset {
+	var out []Preset
+	for _, p := range presets.All() {
+		out = append(out, Preset{Name: p.Name, Title: p.Title, codeCompanion: codeCompanion[p.Name]})
+	}
+	return out
+}()
 
 // Presets lists the agents known by name.
-func Presets() []Preset { return slices.Clone(presets) }
+func Presets() []Preset { return slices.Clone(known) }
 
 // PresetNames are the presets' names, for flag help.
-func PresetNames() []string {
-	names := make([]string, len(presets))
-	for i, p := range presets {
-		names[i] = p.Name
-	}
-	return names
-}
+func PresetNames() []string { return presets.Names() }
 
 func presetNamed(name string) (Preset, bool) {
-	for _, p := range presets {
+	for _, p := range known {
 		if p.Name == name {
 			return p, true
 		}

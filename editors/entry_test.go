@@ -131,3 +131,16 @@ func TestTemporaryWarning(t *testing.T) {
 		t.Errorf("warning for an installed binary: %s", w)
 	}
 }
+
+// Every preset (internal/presets) has the CodeCompanion adapter its
+// snippet extends.
+func TestPresetsHaveCodeCompanionAdapters(t *testing.T) {
+	for _, p := range Presets() {
+		if p.Title == "" || p.codeCompanion == "" {
+			t.Errorf("preset %+v: no title or CodeCompanion adapter", p)
+		}
+	}
+	if len(Presets()) != len(codeCompanion) {
+		t.Errorf("CodeCompanion adapters for %d agents, %d presets", len(codeCompanion), len(Presets()))
+	}
+}

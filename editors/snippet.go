@@ -76,7 +76,7 @@ func luaSnippet(e Entry) string {
 	id := snippetID(e, "_")
 	base := quoted("opencode")
 	why := ", which needs no\n-- authenticate call; extend the adapter closest to your agent if there is one."
-	if p, ok := presetOf(e); ok {
+	if p, ok := presetOf(e); ok && p.codeCompanion != "" {
 		base, why = quoted(p.codeCompanion), ": same auth and\n-- handlers, only the command differs."
 	}
 	return fmt.Sprintf(`-- acp-sandbox: %s runs %s inside acp-sandbox's microVM.

@@ -102,6 +102,7 @@ func (g *globals) acpMode(ctx context.Context, argv []string) error {
 		NetworkQuestions: questions,
 		OnTurn:           onTurn,
 		Keys:             keys,
+		Notices:          g.notices,
 		Workspace:        sb.Workspace,
 		ExecPrefix:       []string{exe, "exec", "--sandbox", sb.ID},
 		ExecEnv:          sandboxEnv(),

@@ -50,6 +50,9 @@ type globals struct {
 	allow, deny     []string
 	network         sandbox.Network // parsed from allow and deny by validate
 	preset          *presets.Preset // the agent preset the command names, if any
+	// notices are for the user's eyes in the editor's thread (an
+	// install's outcome): acpMode shows them in the first session.
+	notices []string
 	// flagChanged reports whether a flag was given on the command line
 	// (set when the command runs).
 	flagChanged func(name string) bool
@@ -90,7 +93,9 @@ workspace (at the same path) and nothing else of your machine.
 
 AGENT is a preset — claude, codex or gemini: the agent's ACP adapter,
 installed with npm in the sandbox on first use, with its model API allowed —
-or any command that speaks ACP on stdio.
+an agent a configuration file names ([agents.NAME] command = [...] in
+sandbox.toml or config.toml; it also replaces a preset's adapter), or any
+command that speaks ACP on stdio.
 
 As an editor's agent command, acp-sandbox -- AGENT [ARGS...] speaks ACP on
 stdin/stdout, runs AGENT in the workspace's VM and relays both ways: file
@@ -121,8 +126,7 @@ Headless use:
 			if len(args) == 0 {
 				return cmd.Help()
 			}
-			args = g.usePreset(args)
-			g.allow = append(g.allow, g.agentHosts(args)...)
+			args = g.useAgent(args)
 			if isTerminal(os.Stdin) {
 				// An editor re-running our command line for a terminal
 				// login, or a user trying it out: run it interactively.

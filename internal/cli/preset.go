@@ -7,43 +7,77 @@ import (
 	"slices"
 	"time"
 
+	"github.com/acp-sandbox/acp-sandbox/config"
 	"github.com/acp-sandbox/acp-sandbox/internal/control"
 	"github.com/acp-sandbox/acp-sandbox/internal/presets"
 	"github.com/acp-sandbox/acp-sandbox/sandbox"
 )
 
-// usePreset makes `-- claude` (codex, gemini) mean that agent's ACP
-// adapter: its model API joins the command's network rules, and the
-// sandbox start installs it (start calls installPreset). Any other
-// command is left as it is.
-func (g *globals) usePreset(argv []string) []string {
-	p, ok := presets.Lookup(argv[0])
-	if !ok {
-		return argv
-	}
-	g.preset = &p
-	g.allow = append(g.allow, p.Allow...)
-	return p.Argv(sandbox.GuestHome, argv[1:])
+// agentRun is what `acp-sandbox -- NAME ARGS…` runs.
+type agentRun struct {
+	argv []string // in the VM
+	// agent is the configuration's agent it runs, "" for none; hosts are
+	// what that agent needs reachable ([config.Agent.Hosts]), which join
+	// the command's network rules while it runs.
+	agent string
+	hosts []string
+	// preset is installed with npm when the sandbox starts, unless it is
+	// there already. nil: nothing to install.
+	preset *presets.Preset
 }
 
-// agentHosts are the hosts the workspace's configuration gives the agent
-// argv runs ([agents.NAME] allow, built-in ones included: a preset's login
-// hosts), which apply only while that agent runs. A configuration that
-// does not load gives none; the start reports its problems.
-func (g *globals) agentHosts(argv []string) []string {
-	sb, err := g.workspaceSandbox()
-	if err != nil {
-		return nil
+// resolveAgent decides what `acp-sandbox -- NAME ARGS…` runs under cfg.
+// The first rule that applies wins:
+//
+//  1. NAME is a preset (claude, codex, gemini) and no file sets
+//     [agents.NAME] command: the preset's ACP adapter, installed with npm
+//     in the sandbox on first use, ARGS after its own arguments.
+//  2. NAME is an [agents.NAME] with a command (a file's, including one
+//     that replaces a preset's: then nothing is installed): that command,
+//     ARGS after it. It runs as written; a preset's name in it is not
+//     expanded again.
+//  3. Anything else runs as the command it is (a path such as
+//     /usr/bin/claude too); if it starts like an agent's command
+//     ([config.Config.AgentFor]), that agent's hosts apply. A command the
+//     VM lacks fails there ("not found", in the agent log).
+//
+// In rules 1 and 2 the agent is NAME: its hosts apply.
+func resolveAgent(cfg *config.Config, argv []string) agentRun {
+	name, extra := argv[0], argv[1:]
+	a, known := cfg.Agents[name]
+	// Built-in commands have no file in their origin; a file's [agents.NAME]
+	// command does (config.Config.Origins).
+	fromFile := known && cfg.Origin("agents."+name+".command").File != ""
+	r := agentRun{argv: argv}
+	if p, ok := presets.Lookup(name); ok && !fromFile {
+		r.argv, r.agent, r.preset = p.Argv(sandbox.GuestHome, extra), name, &p
+	} else if known && len(a.Command) > 0 {
+		r.argv, r.agent = append(slices.Clone(a.Command), extra...), name
+	} else {
+		r.agent = cfg.AgentFor(argv)
 	}
-	cfg, err := sandbox.LoadConfig(sb)
-	if err != nil {
-		return nil
+	if r.agent != "" {
+		r.hosts = cfg.Agents[r.agent].Hosts()
 	}
-	name := cfg.AgentFor(argv)
-	if name == "" {
-		return nil
+	return r
+}
+
+// useAgent resolves the command line after `--` with the workspace's
+// configuration (resolveAgent): the agent's hosts join the command's
+// network rules, and a preset is installed when the sandbox starts (start
+// calls installPreset). A configuration that does not load leaves the
+// built-in agents; the start reports its problems.
+func (g *globals) useAgent(argv []string) []string {
+	cfg := &config.Config{Agents: config.BuiltinAgents()}
+	if sb, err := g.workspaceSandbox(); err == nil {
+		if c, err := sandbox.LoadConfig(sb); err == nil {
+			cfg = c
+		}
 	}
-	return cfg.Agents[name].Allow
+	r := resolveAgent(cfg, argv)
+	g.preset = r.preset
+	g.allow = append(g.allow, r.hosts...)
+	return r.argv
 }
 
 // presetSpec overrides a preset's npm spec; only test builds set it.
@@ -51,21 +85,23 @@ var presetSpec func(name string) string
 
 // installPreset installs p in the sandbox's home unless it is there. npm
 // needs the registry: the sandbox's rules allow it for the install only.
-func installPreset(ctx context.Context, c *sandbox.Client, p presets.Preset, progress io.Writer) error {
+// Progress goes to progress; what it did, for the user to see later, is
+// returned as notice ("" when p was installed already).
+func installPreset(ctx context.Context, c *sandbox.Client, p presets.Preset, progress io.Writer) (notice string, err error) {
 	check := control.Exec{Argv: []string{"test", "-x", p.Command(sandbox.GuestHome)}}
 	if code, err := c.Exec(ctx, check, sandbox.ExecIO{}); err != nil {
-		return err
+		return "", err
 	} else if code == 0 {
-		return nil
+		return "", nil
 	}
 	st, err := c.Status(ctx)
 	if err != nil {
-		return err
+		return "", err
 	}
 	during := st.Extra
 	during.Allow = append(slices.Clone(during.Allow), presets.Registry...)
 	if err := c.SetNetwork(ctx, during); err != nil {
-		return err
+		return "", err
 	}
 	defer func() {
 		// Restore even when ctx was cancelled mid-install.
@@ -82,11 +118,12 @@ func installPreset(ctx context.Context, c *sandbox.Client, p presets.Preset, pro
 	code, err := c.Exec(ctx, control.Exec{Argv: []string{"sh", "-c", p.InstallScript(sandbox.GuestHome, spec)}},
 		sandbox.ExecIO{Stdout: progress, Stderr: progress})
 	if err != nil {
-		return fmt.Errorf("installing %s: %w", p.Spec(), err)
+		return "", fmt.Errorf("installing %s: %w", p.Spec(), err)
 	}
 	if code != 0 {
-		return fmt.Errorf("installing %s in the sandbox failed (exit %d, npm's output above); if npm could not reach the registry, `acp-sandbox why` says what was blocked", p.Spec(), code)
+		return "", fmt.Errorf("installing %s in the sandbox failed (exit %d, npm's output above); if npm could not reach the registry, `acp-sandbox why` says what was blocked", p.Spec(), code)
 	}
-	fmt.Fprintf(progress, "acp-sandbox: %s installed in %v\n", p.Spec(), time.Since(t0).Round(time.Second))
-	return nil
+	took := time.Since(t0).Round(time.Second)
+	fmt.Fprintf(progress, "acp-sandbox: %s installed in %v\n", p.Spec(), took)
+	return fmt.Sprintf("installed %s in this sandbox (%v); next starts reuse it.", p.Spec(), took), nil
 }

@@ -158,7 +158,11 @@ func (g *globals) start(ctx context.Context) (*sandbox.Sandbox, *sandbox.Client,
 	if err != nil || g.preset == nil {
 		return sb, c, err
 	}
-	return sb, c, installPreset(ctx, c, *g.preset, os.Stderr)
+	notice, err := installPreset(ctx, c, *g.preset, os.Stderr)
+	if notice != "" {
+		g.notices = append(g.notices, notice)
+	}
+	return sb, c, err
 }
 
 // runInWorkspace is run and shell: start the sandbox, run req with this

@@ -63,7 +63,9 @@ func TestAgentPreset(t *testing.T) {
 	fakeAdapterTarball(t, tgz, p.Bin)
 	e.Vars = append(e.Vars, "ACP_SANDBOX_TEST_PRESET_SPEC=claude="+tgz)
 
-	launch := func() (string, string) {
+	// launch returns the answers to initialize and session/new, stderr,
+	// and what the editor's thread of the new session shows.
+	launch := func() (string, string, string) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
@@ -81,15 +83,28 @@ func TestAgentPreset(t *testing.T) {
 		if err != nil {
 			t.Fatalf("session/new: %v\nstderr:\n%s", err, stderr)
 		}
-		return string(res) + string(res2), stderr.String()
+		var sess struct {
+			SessionID string `json:"sessionId"`
+		}
+		_ = json.Unmarshal(res2, &sess)
+		// A barrier: the agent's answer to a later request comes after
+		// whatever the bridge sent with session/new's answer.
+		if _, err := c.Call(ctx, "_acp_sandbox_test/barrier", map[string]any{}); err == nil {
+			t.Fatal("the test agent answered an unknown method")
+		}
+		return string(res) + string(res2), stderr.String(), c.Text(sess.SessionID)
 	}
 
-	res, stderr := launch()
+	res, stderr, thread := launch()
 	if !strings.Contains(res, `"protocolVersion":1`) || !strings.Contains(res, "sessionId") {
 		t.Fatalf("answers %s", res)
 	}
 	if !strings.Contains(stderr, "installing Claude Code's ACP adapter") || !strings.Contains(stderr, "installed in") {
 		t.Errorf("no install progress on stderr:\n%s", stderr)
+	}
+	// The editor's thread says so too: stderr is only in its logs.
+	if want := "acp-sandbox: installed " + p.Spec() + " in this sandbox ("; !strings.Contains(thread, want) || !strings.Contains(thread, "next starts reuse it") {
+		t.Errorf("the first session's thread does not tell of the install (want %q):\n%s", want, thread)
 	}
 	// Installed under the sandbox's persistent home, at the versioned path.
 	if out := e.MustRun(ws, "exec", "--", "sh", "-c", "readlink -f "+p.Command(sandbox.GuestHome)); !strings.Contains(out, p.Dir(sandbox.GuestHome)) {
@@ -114,7 +129,11 @@ func TestAgentPreset(t *testing.T) {
 	}
 
 	// The second launch finds it installed.
-	if _, stderr := launch(); strings.Contains(stderr, "installing") {
+	_, stderr, thread = launch()
+	if strings.Contains(stderr, "installing") {
 		t.Errorf("second launch installed again:\n%s", stderr)
+	}
+	if strings.Contains(thread, "installed") {
+		t.Errorf("second launch told of an install:\n%s", thread)
 	}
 }

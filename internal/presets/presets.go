@@ -1,10 +1,14 @@
-// Package presets names the agents acp-sandbox knows by a short name:
+// Package presets installs the agents acp-sandbox knows by a short name:
 // `acp-sandbox -- claude` runs Claude Code's ACP adapter, installed with
-// npm inside the sandbox's persistent home on first use. A preset says
-// which npm package and version, the command it installs, and the hosts
-// the agent needs (its model API). Everything else (installing, network
-// rules during the install) is the CLI's, which composes this with the
-// sandbox.
+// npm inside the sandbox's persistent home on first use.
+//
+// A preset is the install half of an agent: which npm package, at which
+// pinned version, and where it goes. The policy half — the command the
+// package installs, the agent's login hosts, its model API and key — is
+// config's built-in [agents.NAME] of the same name (config.BuiltinAgents),
+// and nothing here repeats it. Everything else (whether a file's
+// [agents.NAME] command replaces the preset, installing, the network rules
+// during the install) is the CLI's, which composes this with the sandbox.
 package presets
 
 import (
@@ -12,6 +16,8 @@ import (
 	"path"
 	"slices"
 	"strings"
+
+	"github.com/acp-sandbox/acp-sandbox/config"
 )
 
 // Preset is one known agent.
@@ -20,31 +26,34 @@ type Preset struct {
 	Title   string // for people: "Claude Code"
 	Package string // npm package
 	Version string // pinned: a tested version, so every sandbox runs the same adapter
-	Bin     string // the command the package installs
-	Args    []string
-	// Allow is what the agent needs reachable: its model API.
-	Allow []string
-	// KeyEnv is the environment variable holding its API key (once
-	// credentials are injected on the host, the VM sees a placeholder).
-	KeyEnv string
+	// Bin and Args are config's built-in command for Name: the command the
+	// package installs, and the arguments it runs with.
+	Bin  string
+	Args []string
 }
 
 // Registry is what an install needs reachable, for the install only.
 var Registry = []string{"registry.npmjs.org"}
 
-var all = []Preset{
-	{
-		Name: "claude", Title: "Claude Code", Package: "@zed-industries/claude-agent-acp", Version: "0.23.1",
-		Bin: "claude-agent-acp", Allow: []string{"api.anthropic.com"}, KeyEnv: "ANTHROPIC_API_KEY",
-	},
-	{
-		Name: "codex", Title: "Codex", Package: "@zed-industries/codex-acp", Version: "0.16.0",
-		Bin: "codex-acp", Allow: []string{"api.openai.com"}, KeyEnv: "OPENAI_API_KEY",
-	},
-	{
-		Name: "gemini", Title: "Gemini CLI", Package: "@google/gemini-cli", Version: "0.61.0",
-		Bin: "gemini", Args: []string{"--acp"}, Allow: []string{"generativelanguage.googleapis.com"}, KeyEnv: "GEMINI_API_KEY",
-	},
+var all = withCommands([]Preset{
+	{Name: "claude", Title: "Claude Code", Package: "@zed-industries/claude-agent-acp", Version: "0.23.1"},
+	{Name: "codex", Title: "Codex", Package: "@zed-industries/codex-acp", Version: "0.16.0"},
+	{Name: "gemini", Title: "Gemini CLI", Package: "@google/gemini-cli", Version: "0.61.0"},
+})
+
+// withCommands fills in each preset's Bin and Args from config's built-in
+// agent of the same name. A preset config does not know is a mistake in
+// this table: there would be nothing to say what it runs and may reach.
+func withCommands(ps []Preset) []Preset {
+	builtin := config.BuiltinAgents()
+	for i, p := range ps {
+		cmd := builtin[p.Name].Command
+		if len(cmd) == 0 {
+			panic("presets: config has no built-in [agents." + p.Name + "] command")
+		}
+		ps[i].Bin, ps[i].Args = cmd[0], cmd[1:]
+	}
+	return ps
 }
 
 // All returns the presets, in a stable order.

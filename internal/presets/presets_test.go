@@ -1,11 +1,15 @@
 package presets
 
 import (
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/acp-sandbox/acp-sandbox/config"
 )
 
 func TestLookupAndArgv(t *testing.T) {
@@ -22,9 +26,32 @@ func TestLookupAndArgv(t *testing.T) {
 		t.Fatal("a command name is not a preset")
 	}
 	for _, p := range All() {
-		if p.Package == "" || p.Version == "" || p.Bin == "" || len(p.Allow) == 0 || p.KeyEnv == "" {
+		if p.Package == "" || p.Version == "" || p.Bin == "" || p.Title == "" {
 			t.Errorf("incomplete preset %+v", p)
 		}
+	}
+}
+
+// Every preset is one of config's built-in agents and the other way
+// round: the preset says what to install, the agent what it runs and may
+// reach (its model API comes with its credential).
+func TestPresetsAreConfigAgents(t *testing.T) {
+	builtin := config.BuiltinAgents()
+	for _, p := range All() {
+		a, ok := builtin[p.Name]
+		if !ok {
+			t.Errorf("preset %s is no built-in agent", p.Name)
+			continue
+		}
+		if got := append([]string{p.Bin}, p.Args...); !slices.Equal(got, a.Command) {
+			t.Errorf("preset %s runs %q, config's agent %q", p.Name, got, a.Command)
+		}
+		if len(a.Credentials) == 0 || a.Credentials[0].Env == "" {
+			t.Errorf("built-in agent %s has no model API key: %+v", p.Name, a)
+		}
+	}
+	if got, want := slices.Sorted(maps.Keys(builtin)), slices.Sorted(slices.Values(Names())); !slices.Equal(got, want) {
+		t.Errorf("config's built-in agents %q, presets %q: a built-in agent would run a command nothing installs", got, want)
 	}
 }
 
