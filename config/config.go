@@ -84,9 +84,13 @@ type Network struct {
 	// HostPorts are ports of the host reachable from the VM as
 	// host.acp-sandbox.internal:PORT. nil: none.
 	HostPorts []int
-	// HTTP are per-host request rules. They are validated and shown, but
-	// not enforced yet (that needs TLS interception). nil: none.
+	// HTTP are per-host request rules, enforced by intercepting TLS to
+	// the hosts they name. nil: none.
 	HTTP []HTTPRule
+	// Bypass are host patterns never intercepted, even with a credential
+	// or HTTP rule: clients that pin certificates. Their TLS passes
+	// untouched, so no credential is injected there. nil: none.
+	Bypass []string
 }
 
 // HTTPRule is one [[network.http]] entry: for a host, which requests may
@@ -294,6 +298,7 @@ func (c *Config) clone() *Config {
 	out.Mounts = slices.Clone(c.Mounts)
 	out.Network.Allow = slices.Clone(c.Network.Allow)
 	out.Network.Deny = slices.Clone(c.Network.Deny)
+	out.Network.Bypass = slices.Clone(c.Network.Bypass)
 	out.Network.HostPorts = slices.Clone(c.Network.HostPorts)
 	out.Network.HTTP = slices.Clone(c.Network.HTTP)
 	out.Credentials = slices.Clone(c.Credentials)

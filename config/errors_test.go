@@ -86,6 +86,9 @@ func TestBadFiles(t *testing.T) {
 			"sandbox.toml:1:2: mounts must be an array of tables ([[mounts]]), not a table"},
 		{"guest path twice", "[[mounts]]\nhost = \"/data/a\"\nguest = \"/mnt/x\"\n[[mounts]]\nhost = \"/data/b\"\nguest = \"/mnt/x\"\n",
 			"sandbox.toml:4:1: /mnt/x is already mounted in the VM by the mount at sandbox.toml:1:1; give this one another guest path"},
+		{"bypass an address or another port", "[network]\nbypass = [\"203.0.113.9\", \"a.example.com:8443\", \"ok.example.com\"]\n",
+			`sandbox.toml:2:11: network.bypass "203.0.113.9" is an address; bypass names hosts (TLS names), such as "pinned.example.com"` + "\n" +
+				`sandbox.toml:2:26: network.bypass "a.example.com:8443": only port 443 is ever intercepted; drop the port`},
 		{"credential without a source", "[[credentials]]\nhost = \"api.example.com\"\nheader = \"x-api-key\"\n",
 			"sandbox.toml:1:1: credentials[0] needs a source: one of from_env, from_file, from_command or from_acp = true"},
 		{"credential with two sources", "[[credentials]]\nhost = \"api.example.com\"\nheader = \"x-api-key\"\nfrom_env = \"K\"\nfrom_acp = true\n",

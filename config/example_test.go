@@ -40,7 +40,7 @@ func TestRepoExample(t *testing.T) {
 	// Every key of the schema appears in the example.
 	for _, key := range []string{
 		"[sandbox]", "cpus", "memory", "idle_timeout", "image",
-		"[network]", "preset", "allow", "deny", "host_ports",
+		"[network]", "preset", "allow", "deny", "host_ports", "bypass",
 		"[[network.http]]", "methods", "paths",
 		"[[mounts]]", "host", "guest", "read_only",
 		"[[credentials]]", "header", "format", "from_env", "from_file", "from_command", "from_acp", "env",

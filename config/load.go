@@ -225,6 +225,9 @@ func merge(layers []*layer, allowed []AllowEntry) (*Config, Problems) {
 		for _, d := range l.deny {
 			c.addList(&c.Network.Deny, "network.deny", d.v, d.at)
 		}
+		for _, b := range l.bypass {
+			c.addList(&c.Network.Bypass, "network.bypass", b.v, b.at)
+		}
 		for _, hp := range l.hostPorts {
 			if !slices.Contains(c.Network.HostPorts, hp.v) {
 				c.Origins[fmt.Sprintf("network.host_ports[%d]", len(c.Network.HostPorts))] = hp.at

@@ -61,6 +61,7 @@ type layer struct {
 	preset    opt[string]
 	allow     []item[string]
 	deny      []item[string]
+	bypass    []item[string]
 	hostPorts []item[int]
 	http      []item[HTTPRule]
 	mounts    []item[Mount]
@@ -212,6 +213,18 @@ func (l *layer) parseNetwork(t *table) {
 	}
 	l.allow = patterns(t, "allow")
 	l.deny = patterns(t, "deny")
+	for _, b := range patterns(t, "bypass") {
+		// Interception goes by the TLS name, on 443 only.
+		pat, _ := policy.ParsePattern(b.v)
+		switch {
+		case pat.Kind() == policy.Addr:
+			d.problemAt(b.at.Pos, "network.bypass %q is an address; bypass names hosts (TLS names), such as \"pinned.example.com\"", b.v)
+		case pat.Port() != 0 && pat.Port() != 443:
+			d.problemAt(b.at.Pos, "network.bypass %q: only port 443 is ever intercepted; drop the port", b.v)
+		default:
+			l.bypass = append(l.bypass, b)
+		}
+	}
 	t.array("host_ports", "an array of ports such as [11434]", func(p path, v any) {
 		n, ok := v.(int64)
 		switch {

@@ -45,6 +45,9 @@ func (c *Config) Values() []Value {
 	for i, p := range c.Network.HostPorts {
 		add(fmt.Sprintf("network.host_ports[%d]", i), p)
 	}
+	for i, p := range c.Network.Bypass {
+		add(fmt.Sprintf("network.bypass[%d]", i), p)
+	}
 	for i, r := range c.Network.HTTP {
 		add(fmt.Sprintf("network.http[%d]", i), r.table())
 	}
@@ -112,6 +115,7 @@ func (c *Config) Explain() string {
 	list("allow", "network.allow", len(c.Network.Allow), func(i int) string { return strconv.Quote(c.Network.Allow[i]) })
 	list("deny", "network.deny", len(c.Network.Deny), func(i int) string { return strconv.Quote(c.Network.Deny[i]) })
 	list("host_ports", "network.host_ports", len(c.Network.HostPorts), func(i int) string { return strconv.Itoa(c.Network.HostPorts[i]) })
+	list("bypass", "network.bypass", len(c.Network.Bypass), func(i int) string { return strconv.Quote(c.Network.Bypass[i]) })
 	for i, r := range c.Network.HTTP {
 		line("\n[[network.http]]", o(fmt.Sprintf("network.http[%d]", i)))
 		writeTable(&b, r.table())

@@ -53,6 +53,7 @@ deny = [
   # "*.example.com",
 ]
 # host_ports = [11434]          # services on this machine, at host.acp-sandbox.internal:PORT
+# bypass = ["pinned.example.com"] # never intercept TLS to these (clients that pin certificates)
 
 # A host directory in the VM, read-only unless read_only = false.
 # [[mounts]]

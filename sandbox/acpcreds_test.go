@@ -172,3 +172,35 @@ func TestCaptureGateway(t *testing.T) {
 		t.Fatalf("the gateways outlived the editor: %v", s.eff)
 	}
 }
+
+// A [[credentials]] rule and a bypass added to the user's config.toml
+// apply to the running sandbox at the next poll, without a restart.
+func TestCredentialsLiveReload(t *testing.T) {
+	s := newCaptureSupervisor(t)
+	if s.intercepts("api.example.com") {
+		t.Fatal("intercepted before any rule")
+	}
+	dir := t.TempDir()
+	t.Setenv("XDG_CONFIG_HOME", dir)
+	t.Setenv("EXAMPLE_TOKEN", "tok-REAL")
+	if err := os.MkdirAll(filepath.Join(dir, "acp-sandbox"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(body string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "acp-sandbox", "config.toml"), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const rule = "[[credentials]]\nhost = \"api.example.com\"\nheader = \"Authorization\"\nformat = \"Bearer {}\"\nfrom_env = \"EXAMPLE_TOKEN\"\n"
+	write(rule)
+	s.reloadPolicy()
+	if !s.intercepts("api.example.com") {
+		t.Fatalf("a credential added to config.toml does not apply live: %q", s.creds.active)
+	}
+	write(rule + "[network]\nbypass = [\"api.example.com\"]\n")
+	s.reloadPolicy()
+	if s.intercepts("api.example.com") {
+		t.Error("a bypass added to config.toml does not apply live")
+	}
+}

@@ -141,7 +141,7 @@ func (s *supervisor) setupCreds() (*creds, error) {
 	if err := ph.save(); err != nil {
 		return nil, err
 	}
-	opt := mitm.Options{CA: ca, Rules: rules, HTTPRules: httpRules, Audit: s.audit.recordHTTPS, Logger: s.log}
+	opt := mitm.Options{CA: ca, Rules: rules, HTTPRules: httpRules, Bypass: s.cfg.Network.Bypass, Audit: s.audit.recordHTTPS, Logger: s.log}
 	if testMITMHooks != nil {
 		testMITMHooks(&opt)
 	}
@@ -221,7 +221,7 @@ func (s *supervisor) applyCredsLocked() error {
 		return nil
 	}
 	rules, httpRules, active := s.credRulesLocked(c)
-	if err := c.ic.SetRules(rules, httpRules); err != nil {
+	if err := c.ic.SetRules(rules, httpRules, s.cfg.Network.Bypass); err != nil {
 		return err
 	}
 	if err := c.ph.save(); err != nil {
@@ -237,11 +237,11 @@ func (s *supervisor) applyCredsLocked() error {
 	return nil
 }
 
-// credsKey identifies the configuration's credential and HTTP rules, to
-// re-apply them only when they changed (a rule's secret is read again
-// after each apply: a credential command must not run every poll).
+// credsKey identifies the configuration's credential, HTTP and bypass
+// rules, to re-apply them only when they changed (a rule's secret is read
+// again after each apply: a credential command must not run every poll).
 func credsKey(cfg *config.Config) string {
-	return fmt.Sprintf("%#v|%#v", credentialRules(cfg), cfg.Network.HTTP)
+	return fmt.Sprintf("%#v|%#v|%#v", credentialRules(cfg), cfg.Network.HTTP, cfg.Network.Bypass)
 }
 
 // placeholders are kept per sandbox, so the VM's variables (and whatever

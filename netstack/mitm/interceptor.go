@@ -74,7 +74,6 @@ type Options struct {
 type Interceptor struct {
 	ca     *CA
 	rules  atomic.Pointer[ruleSet]
-	bypass *policy.Policy // nil: none
 	roots  *x509.CertPool
 	audit  func(Event)
 	log    *slog.Logger
@@ -88,8 +87,9 @@ type Interceptor struct {
 
 // ruleSet is the rules in force at one time.
 type ruleSet struct {
-	creds []*credential
-	http  []*httpRule
+	creds  []*credential
+	http   []*httpRule
+	bypass *policy.Policy // nil: none
 }
 
 // maxRetired bounds the replaced credentials kept for masking logs.
@@ -116,19 +116,8 @@ func New(opts Options) (*Interceptor, error) {
 	}
 	ic.log = slog.New(&redactHandler{h: base.Handler(), redact: ic.redact})
 
-	set, errs := compileRules(opts.Rules, opts.HTTPRules)
+	set, errs := compileRules(opts.Rules, opts.HTTPRules, opts.Bypass)
 	ic.rules.Store(set)
-	if len(opts.Bypass) > 0 {
-		ic.bypass = &policy.Policy{}
-		for _, b := range opts.Bypass {
-			m, err := hostMatcher("bypass", b)
-			if err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			ic.bypass.Allow = append(ic.bypass.Allow, m.Allow...)
-		}
-	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("mitm: %w", err)
 	}
@@ -136,7 +125,7 @@ func New(opts Options) (*Interceptor, error) {
 }
 
 // compileRules checks and compiles a rule set; every bad rule is reported.
-func compileRules(rules []Rule, httpRules []HTTPRule) (*ruleSet, []error) {
+func compileRules(rules []Rule, httpRules []HTTPRule, bypass []string) (*ruleSet, []error) {
 	set := &ruleSet{}
 	var errs []error
 	names, placeholders := map[string]bool{}, map[string]string{}
@@ -168,15 +157,27 @@ func compileRules(rules []Rule, httpRules []HTTPRule) (*ruleSet, []error) {
 		}
 		set.http = append(set.http, h)
 	}
+	if len(bypass) > 0 {
+		set.bypass = &policy.Policy{}
+		for _, b := range bypass {
+			m, err := hostMatcher("bypass", b)
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			set.bypass.Allow = append(set.bypass.Allow, m.Allow...)
+		}
+	}
 	return set, errs
 }
 
-// SetRules replaces the credentials and HTTP rules for flows that start
-// from now on; flows in progress keep the rules they started with. Bad
-// rules are all reported and nothing changes. Secrets are resolved again
-// on first use (Rule.Secret is called anew): the source may have changed.
-func (ic *Interceptor) SetRules(rules []Rule, httpRules []HTTPRule) error {
-	set, errs := compileRules(rules, httpRules)
+// SetRules replaces the credentials, HTTP rules and bypass patterns (as
+// in Options) for flows that start from now on; flows in progress keep
+// the rules they started with. Bad rules are all reported and nothing
+// changes. Secrets are resolved again on first use (Rule.Secret is called
+// anew): the source may have changed.
+func (ic *Interceptor) SetRules(rules []Rule, httpRules []HTTPRule, bypass []string) error {
+	set, errs := compileRules(rules, httpRules, bypass)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("mitm: %w", err)
 	}
@@ -236,10 +237,10 @@ func (ic *Interceptor) plan(f netstack.Flow) *flowPlan {
 	if name == "" || f.Port != 0 && f.Port != 443 {
 		return nil
 	}
-	if ic.bypass != nil && matches(ic.bypass, name) {
+	set := ic.rules.Load()
+	if set.bypass != nil && matches(set.bypass, name) {
 		return nil
 	}
-	set := ic.rules.Load()
 	p := &flowPlan{name: name}
 	for _, c := range set.creds {
 		if matches(c.match, name) {

@@ -781,7 +781,7 @@ func TestSetRulesLive(t *testing.T) {
 	const later = "sk-captured-LATER-0123456789abcdef"
 	ph := NewPlaceholder("captured")
 	err := e.ic.SetRules([]Rule{{Name: "captured", Host: otherHost, Placeholder: ph,
-		Secret: func(context.Context) (string, error) { return later, nil }}}, nil)
+		Secret: func(context.Context) (string, error) { return later, nil }}}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -797,7 +797,7 @@ func TestSetRulesLive(t *testing.T) {
 
 	// A bad set is refused whole; the rules in force stay.
 	err = e.ic.SetRules([]Rule{{Name: "bad", Host: "10.0.0.1", Header: "x",
-		Secret: func(context.Context) (string, error) { return "x", nil }}}, nil)
+		Secret: func(context.Context) (string, error) { return "x", nil }}}, nil, nil)
 	if err == nil || !strings.Contains(err.Error(), "address") {
 		t.Fatalf("bad rule set: err %v", err)
 	}
@@ -805,8 +805,17 @@ func TestSetRulesLive(t *testing.T) {
 		t.Error("a refused SetRules dropped the rules in force")
 	}
 
+	// A bypass takes a host out of interception, rule or not.
+	if err := e.ic.SetRules([]Rule{{Name: "captured", Host: otherHost, Placeholder: ph,
+		Secret: func(context.Context) (string, error) { return later, nil }}}, nil, []string{otherHost}); err != nil {
+		t.Fatal(err)
+	}
+	if e.ic.Intercept(netstack.Flow{Name: otherHost, Port: 443}) != nil {
+		t.Error("a bypassed host is intercepted")
+	}
+
 	// The captured secret is retired by the next set, and still masked.
-	if err := e.ic.SetRules(nil, nil); err != nil {
+	if err := e.ic.SetRules(nil, nil, nil); err != nil {
 		t.Fatal(err)
 	}
 	e.ic.log.Error("late error", "detail", "upstream said "+later)
