@@ -72,12 +72,12 @@ type Options struct {
 // (SetRules): a flow takes the rules in force when it starts and keeps
 // them until it ends.
 type Interceptor struct {
-	ca     *CA
-	rules  atomic.Pointer[ruleSet]
-	roots  *x509.CertPool
-	audit  func(Event)
-	log    *slog.Logger
-	bufs   bufferPool
+	ca    *CA
+	rules atomic.Pointer[ruleSet]
+	roots *x509.CertPool
+	audit func(Event)
+	log   *slog.Logger
+	bufs  bufferPool
 
 	// retired are credentials of replaced rule sets whose secret was
 	// resolved: logs keep masking them (bounded, newest last).
