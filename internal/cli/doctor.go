@@ -110,6 +110,7 @@ func runDoctor(ctx context.Context, g *globals) doctorReport {
 		add(check{Name: "npm", OK: true, Detail: real + " (the VM sees it through /usr)"})
 	}
 	if sb, err := g.workspaceSandbox(); err == nil {
+		var overridden map[string]string // preset → the command a file runs instead
 		if cfg, err := sandbox.LoadConfig(sb); err != nil {
 			add(check{Name: "policy", Detail: err.Error(), Fix: "fix the file named above (acp-sandbox policy check FILE)"})
 		} else {
@@ -131,9 +132,19 @@ func runDoctor(ctx context.Context, g *globals) doctorReport {
 				detail += "; not set (the agent must log in another way): " + strings.Join(missing, "; ")
 			}
 			add(check{Name: "credentials", OK: true, Detail: detail})
+			overridden = map[string]string{}
+			for _, p := range presets.All() {
+				if r := resolveAgent(cfg, []string{p.Name}); r.preset == nil {
+					overridden[p.Name] = strings.Join(r.argv, " ")
+				}
+			}
 		}
 		var have, missing []string
 		for _, p := range presets.All() {
+			if cmd, ok := overridden[p.Name]; ok {
+				have = append(have, p.Name+" runs `"+cmd+"` (your configuration replaces the preset)")
+				continue
+			}
 			host := filepath.Join(sb.Home(), strings.TrimPrefix(p.Command(sandbox.GuestHome), sandbox.GuestHome+"/"))
 			if _, err := os.Stat(host); err == nil {
 				have = append(have, p.Name+" "+p.Version)
