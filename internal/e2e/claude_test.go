@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/url"
+	"os/exec"
 	"os"
 	"path/filepath"
 	"slices"
@@ -74,6 +75,16 @@ func claudePrompt(t *testing.T, gateway bool) {
 		e.Vars = append(e.Vars, "ANTHROPIC_API_KEY="+secret)
 	}
 	ws := e.Workspace()
+	if os.Getenv("ACPS_CLAUDE_DEBUG") != "" {
+		_ = os.MkdirAll(filepath.Join(e.Home, ".config/acp-sandbox"), 0o755)
+		_ = os.WriteFile(filepath.Join(e.Home, ".config/acp-sandbox/config.toml"), []byte("[env]\nDEBUG_SDK = \"1\"\nCLAUDE_CODE_DEBUG_LOGS_DIR = \""+ws+"/.dbg\"\n"), 0o644)
+		defer func() {
+			if t.Failed() {
+				out, _ := exec.Command("sh", "-c", "ls -la "+ws+"/.dbg; cat "+ws+"/.dbg* "+ws+"/.dbg/* | grep -v '^$' | tail -300; for f in "+e.Home+"/.local/state/acp-sandbox/*/*.log; do echo == $f; grep -v 'proto' $f | tail -80; done").CombinedOutput()
+				t.Logf("claude debug:\n%s", out)
+			}
+		}()
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -61,6 +62,9 @@ func (ic *Interceptor) newHandler(p *flowPlan, up http.RoundTripper) *handler {
 		BufferPool:     &ic.bufs,
 		ModifyResponse: h.modifyResponse,
 		ErrorHandler:   h.proxyError,
+		// A body copy that fails midway (the response is then cut) is
+		// logged here, masked like every log line.
+		ErrorLog: slog.NewLogLogger(ic.log.Handler(), slog.LevelWarn),
 	}
 	return h
 }
