@@ -1,130 +1,15 @@
-// Package standin is a loopback stand-in for the Anthropic Messages API,
-// good enough for the real @zed-industries/claude-agent-acp agent (0.23.1,
-// which drives the Claude Code CLI 2.1.83 bundled in
-// @anthropic-ai/claude-agent-sdk 0.2.83) to answer an ACP session/prompt
-// with the stand-in's text.
-//
-// It exists for end-to-end tests in which the agent runs inside the
-// sandbox VM with a placeholder key while the sandbox's network stack
-// injects the real key on the way out: the stand-in records the
-// x-api-key and authorization headers of every request it receives
-// (Requests, KeysSeen), so a test can check which key arrived.
-//
-// # Endpoints
-//
-//   - POST /v1/messages with "stream": true: server-sent events in the
-//     API's streaming format — message_start, content_block_start, ping,
-//     one content_block_delta (text_delta) per chunk of Options.Reply
-//     (two words a chunk, see Chunks) with Options.ChunkDelay between
-//     them, content_block_stop, message_delta (stop_reason "end_turn",
-//     usage) and message_stop.
-//   - POST /v1/messages without streaming: the same answer as one JSON
-//     message.
-//   - POST /v1/messages/count_tokens: a rough count (body bytes / 4).
-//   - GET /v1/models and /v1/models/{id}: a short list of models.
-//   - POST /api/event_logging/batch and /api/claude_code/metrics
-//     (telemetry): 200 and {}.
-//   - Anything else: 404 with the API's JSON error body
-//     {"type":"error","error":{"type":"not_found_error",...}}.
-//
-// Every request, known or not, is recorded and, with Options.Logf,
-// logged. Options.Key makes /v1/* demand that key, as the real API does
-// (401 authentication_error otherwise).
-//
-// # What the agent calls
-//
-// Observed by running claude-agent-acp 0.23.1 against the stand-in in a
-// network namespace with only loopback (standin_test.go, TestAgent).
-// initialize sends nothing. session/new (about 2 s after the agent starts)
-// starts the Claude Code process, which sends:
-//
-//   - HEAD / to the API host, no key (a connection warm-up; 404 is fine).
-//
-// and to https://api.anthropic.com itself, whatever ANTHROPIC_BASE_URL
-// says (so they reach the stand-in in the VM, but not on the host with a
-// loopback base URL):
-//
-//   - only when the base URL is api.anthropic.com (unset): GET
-//     /api/claude_code/settings and GET /api/claude_code/policy_limits,
-//     with the key (remote managed settings; 404 is taken as none);
-//   - unless CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC is set, even with a
-//     custom base URL: POST /api/eval/sdk-… (GrowthBook feature flags),
-//     GET /api/claude_cli/bootstrap, GET /api/claude_code_penguin_mode —
-//     all three with the key — GET /mcp-registry/v0/servers?version=
-//     latest&visibility=commercial (no key) and, some seconds after the
-//     first prompt, POST /api/event_logging/batch (with the key, ~50 kB
-//     of telemetry).
-//
-// 404 for all of these costs nothing: the prompt is answered as fast.
-// Outside api.anthropic.com the only name looked up was
-// raw.githubusercontent.com (the plugin marketplace's blocklist), with or
-// without CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC; its failure is
-// ignored. No Statsig, Sentry or Datadog traffic was seen.
-//
-// Each session/prompt sends one POST /v1/messages?beta=true, streaming,
-// model claude-sonnet-4-6, key in x-api-key (never authorization),
-// anthropic-beta claude-code-20250219,interleaved-thinking-2025-05-14,…,
-// user-agent "claude-cli/2.1.83 (external, sdk-ts)". Its text deltas
-// reach the client as agent_message_chunk updates (one per delta),
-// followed by a usage_update and the prompt's stopReason "end_turn". The
-// request body is ~94 kB with a custom ANTHROPIC_BASE_URL and ~32 kB
-// against api.anthropic.com (first party, the CLI defers tool schemas:
-// beta advanced-tool-use-2025-11-20). No count_tokens, no /v1/models,
-// no title or topic request was seen.
-//
-// # Agent environment
-//
-//   - ANTHROPIC_API_KEY: the key. With it set the CLI uses it without
-//     any login or ~/.claude.json; it sends it as x-api-key.
-//     claude-agent-acp refuses session/new (auth required) only when
-//     ~/.claude.json is missing but ~/.claude.json.backup exists, so a
-//     fresh, empty HOME is fine.
-//   - ANTHROPIC_BASE_URL: where the Messages API is (default
-//     https://api.anthropic.com). Leave it unset in the VM; set it to the
-//     stand-in's URL for a test on the host. It moves only /v1/* (and the
-//     HEAD /): the /api/* and /mcp-registry calls above still go to
-//     api.anthropic.com, with the key.
-//   - NODE_EXTRA_CA_CERTS: a PEM file of extra roots. Honoured: with
-//     Options.TLS and CAPEM written to that file the agent talks HTTPS to
-//     the stand-in (also as https://api.anthropic.com:443 resolved to
-//     loopback). Without it session/prompt fails with JSON-RPC error
-//     -32603 "API Error: Unable to connect to API: Self-signed certificate
-//     detected. Check your proxy or corporate SSL certificates" and no
-//     request gets through (CLAUDE_CODE_MAX_RETRIES=0 makes that quick).
-//   - CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1: optional. It drops the
-//     feature-flag, bootstrap, fast-mode, MCP registry and telemetry
-//     calls listed above (Claude Code's settings docs call it the
-//     equivalent of DISABLE_AUTOUPDATER, DISABLE_BUG_COMMAND,
-//     DISABLE_ERROR_REPORTING and DISABLE_TELEMETRY together). The agent
-//     answers correctly without it, and none of those four is needed
-//     either; with it the recorded requests are fewer and the real key
-//     goes to fewer endpoints.
-//   - HOME: the CLI writes ~/.claude and ~/.claude.json; tests give it a
-//     temporary directory.
-//
-// claude-agent-acp does not exit when its stdin closes once a session is
-// open (the Claude Code child keeps it alive): end its process group.
-// Running as root it turns off its bypassPermissions mode unless
-// IS_SANDBOX is set; a plain text answer asks no permission, so that does
-// not matter here.
 package standin
 
 import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log"
-	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -141,21 +26,36 @@ const DefaultReply = "Hello from the stand-in API."
 // Options.ChunkDelay is zero.
 const DefaultChunkDelay = 20 * time.Millisecond
 
+// The APIs a request can be routed to (Request.API).
+const (
+	Anthropic = "anthropic"
+	OpenAI    = "openai"
+	Gemini    = "gemini"
+)
+
 // Options configures a stand-in.
 type Options struct {
 	// TLS serves HTTPS with a certificate for Hosts (and 127.0.0.1, ::1)
 	// signed by a fresh test CA; see Server.CAPEM and Server.CertPool.
 	TLS bool
 	// Hosts are the names (or IP addresses) the certificate is for, such
-	// as "api.anthropic.com" or "localhost". Ignored without TLS.
+	// as "api.anthropic.com", "api.openai.com",
+	// "generativelanguage.googleapis.com" or "localhost". Ignored without
+	// TLS.
 	Hosts []string
-	// Reply is the assistant's text for every /v1/messages request;
-	// DefaultReply when empty.
+	// Reply is the assistant's text for every model request of every
+	// API; DefaultReply when empty.
 	Reply string
-	// Key, when set, is the only key /v1/* accepts (x-api-key or
-	// "Authorization: Bearer"); other requests get the API's 401. Empty
-	// accepts anything, including no key.
+	// Key, when set, is the only key the APIs accept, each where its real
+	// service takes it: Anthropic in x-api-key or "Authorization: Bearer",
+	// OpenAI in "Authorization: Bearer", Gemini in x-goog-api-key or the
+	// key query parameter. Other requests get that API's own error (see
+	// the package doc). Empty accepts anything, including no key.
 	Key string
+	// Keys holds a key per API (Anthropic, OpenAI, Gemini) that replaces
+	// Key for that API, for a test whose agents each have a key of their
+	// own.
+	Keys map[string]string
 	// ChunkDelay is the pause between streamed text chunks;
 	// DefaultChunkDelay when zero, none when negative.
 	ChunkDelay time.Duration
@@ -173,19 +73,28 @@ type Request struct {
 	Host   string // the Host header
 	Path   string
 	Query  string // raw query, without "?"
+	// API is the API that answered: Anthropic, OpenAI or Gemini.
+	API string
 	// APIKey and Authorization are the x-api-key and authorization
 	// header values, "" when absent.
 	APIKey        string
 	Authorization string
+	// GoogAPIKey is the x-goog-api-key header and QueryKey the key query
+	// parameter, the two places Gemini's key goes; "" when absent.
+	GoogAPIKey string
+	QueryKey   string
 	// Header holds the other headers of interest: anthropic-version,
-	// anthropic-beta, user-agent, x-app, content-type.
+	// anthropic-beta, user-agent, x-app, content-type, originator,
+	// openai-beta, version, x-goog-api-client.
 	Header   http.Header
 	BodySize int64
-	// Model and Stream are from a /v1/messages body.
+	// Model and Stream are from the request of a model call: the body of
+	// /v1/messages and /v1/responses, the path of Gemini's
+	// models/{model}:method (Stream for :streamGenerateContent).
 	Model  string
 	Stream bool
-	// Body is the request body of POST /v1/messages* requests (nil for
-	// others).
+	// Body is the request body of model calls (POST /v1/messages*,
+	// /v1/responses*, Gemini's models/…), nil for others.
 	Body []byte
 	// Status is the HTTP status the stand-in answered with.
 	Status int
@@ -204,6 +113,9 @@ type Server struct {
 	mu   sync.Mutex
 	reqs []Request
 	n    int
+	// open are the hijacked connections (WebSockets) still open, which
+	// Close ends: httptest does not track them.
+	open map[net.Conn]bool
 }
 
 // New starts a stand-in on a loopback port (or Options.Addr). Close it
@@ -252,14 +164,23 @@ func (s *Server) Addr() string { return s.ts.Listener.Addr().String() }
 // Port is the listening port.
 func (s *Server) Port() int { return s.ts.Listener.Addr().(*net.TCPAddr).Port }
 
-// Close stops the server, waiting for requests in flight.
+// Reply is the text every model request is answered with.
+func (s *Server) Reply() string { return s.opts.Reply }
+
+// Close stops the server, waiting for requests in flight, and ends open
+// WebSockets.
 func (s *Server) Close() {
+	s.mu.Lock()
+	for c := range s.open {
+		c.Close()
+	}
+	s.mu.Unlock()
 	s.ts.CloseClientConnections()
 	s.ts.Close()
 }
 
-// CAPEM is the test CA's certificate in PEM, for NODE_EXTRA_CA_CERTS or
-// a trust store; nil without TLS.
+// CAPEM is the test CA's certificate in PEM, for NODE_EXTRA_CA_CERTS,
+// SSL_CERT_FILE or a trust store; nil without TLS.
 func (s *Server) CAPEM() []byte { return slices.Clone(s.caPEM) }
 
 // CertPool holds the test CA; nil without TLS.
@@ -290,14 +211,14 @@ func (s *Server) Requests() []Request {
 }
 
 // KeysSeen returns the distinct credentials received, in order of first
-// appearance: x-api-key values as they are, authorization values with a
-// "Bearer " prefix removed.
+// appearance: x-api-key, x-goog-api-key and key query values as they
+// are, authorization values with a "Bearer " prefix removed.
 func (s *Server) KeysSeen() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var keys []string
 	for _, r := range s.reqs {
-		for _, k := range []string{r.APIKey, strings.TrimPrefix(r.Authorization, "Bearer ")} {
+		for _, k := range []string{r.APIKey, strings.TrimPrefix(r.Authorization, "Bearer "), r.GoogAPIKey, r.QueryKey} {
 			if k != "" && !slices.Contains(keys, k) {
 				keys = append(keys, k)
 			}
@@ -320,7 +241,10 @@ func (s *Server) logf(format string, args ...any) {
 }
 
 // keptHeaders are recorded in Request.Header.
-var keptHeaders = []string{"Anthropic-Version", "Anthropic-Beta", "User-Agent", "X-App", "Content-Type"}
+var keptHeaders = []string{
+	"Anthropic-Version", "Anthropic-Beta", "User-Agent", "X-App", "Content-Type",
+	"Originator", "Openai-Beta", "Version", "X-Goog-Api-Client",
+}
 
 type statusWriter struct {
 	http.ResponseWriter
@@ -347,6 +271,27 @@ func (w *statusWriter) Flush() {
 	}
 }
 
+// Hijack hands the connection over for a WebSocket, whose handler
+// records the status.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("standin: %T cannot hijack", w.ResponseWriter)
+	}
+	return h.Hijack()
+}
+
+// call is one request on its way through the stand-in.
+type call struct {
+	w        http.ResponseWriter
+	r        *http.Request
+	id       int // 1 for the first request
+	body     []byte
+	rec      *Request
+	start    time.Time
+	recorded bool
+}
+
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(io.LimitReader(r.Body, 64<<20))
 	rec := Request{
@@ -357,6 +302,8 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		Query:         r.URL.RawQuery,
 		APIKey:        r.Header.Get("X-Api-Key"),
 		Authorization: r.Header.Get("Authorization"),
+		GoogAPIKey:    r.Header.Get("X-Goog-Api-Key"),
+		QueryKey:      r.URL.Query().Get("key"),
 		Header:        http.Header{},
 		BodySize:      int64(len(body)),
 	}
@@ -368,27 +315,64 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 			rec.Header[h] = slices.Clone(v)
 		}
 	}
-	var msg messagesRequest
-	if strings.HasPrefix(r.URL.Path, "/v1/messages") && r.Method == http.MethodPost {
-		rec.Body = body
-		_ = json.Unmarshal(body, &msg)
-		rec.Model, rec.Stream = msg.Model, msg.Stream
-	}
 	s.mu.Lock()
 	s.n++
 	id := s.n
 	s.mu.Unlock()
 
 	sw := &statusWriter{ResponseWriter: w}
-	start := time.Now()
-	s.route(sw, r, id, body, &msg)
-	rec.Status = sw.status
-	s.logf("standin: %s %s%s host=%s model=%q stream=%v x-api-key=%q authorization=%q body=%dB → %d in %v",
-		rec.Method, rec.Path, query(rec.Query), rec.Host, rec.Model, rec.Stream,
-		rec.APIKey, rec.Authorization, rec.BodySize, rec.Status, time.Since(start).Round(time.Millisecond))
+	c := &call{w: sw, r: r, id: id, body: body, rec: &rec, start: time.Now()}
+	switch rec.API = apiOf(r); rec.API {
+	case OpenAI:
+		s.openAI(c)
+	case Gemini:
+		s.gemini(c)
+	default:
+		s.anthropic(c)
+	}
+	if !c.recorded {
+		rec.Status = sw.status
+		s.record(rec, c.start)
+	}
+}
+
+// record logs rec and adds it to Requests.
+func (s *Server) record(rec Request, start time.Time) {
+	s.logf("standin: %s %s%s host=%s api=%s model=%q stream=%v x-api-key=%q authorization=%q x-goog-api-key=%q body=%dB → %d in %v",
+		rec.Method, rec.Path, query(rec.Query), rec.Host, rec.API, rec.Model, rec.Stream,
+		rec.APIKey, rec.Authorization, rec.GoogAPIKey, rec.BodySize, rec.Status, time.Since(start).Round(time.Millisecond))
 	s.mu.Lock()
 	s.reqs = append(s.reqs, rec)
 	s.mu.Unlock()
+}
+
+// apiOf picks the API that answers r: by the Host header when it names
+// a real API host (as in the VM, where the real names lead here), else
+// by the path (a base URL pointing at the stand-in). The paths of the
+// three APIs do not overlap except GET /v1/models, which is Anthropic's
+// there unless it has codex's client_version query.
+func apiOf(r *http.Request) string {
+	switch host, _, _ := strings.Cut(r.Host, ":"); host {
+	case "api.openai.com":
+		return OpenAI
+	case "generativelanguage.googleapis.com":
+		return Gemini
+	case "api.anthropic.com":
+		return Anthropic
+	}
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/v1beta/") || strings.HasPrefix(p, "/v1alpha/") ||
+		strings.HasPrefix(p, "/v1/models/") && strings.Contains(p, ":") ||
+		strings.HasPrefix(p, "/upload/"):
+		return Gemini
+	case p == "/v1/responses" || strings.HasPrefix(p, "/v1/responses/") ||
+		p == "/v1/chat/completions" || p == "/v1/embeddings":
+		return OpenAI
+	case (p == "/v1/models" || strings.HasPrefix(p, "/v1/models/")) && r.URL.Query().Has("client_version"):
+		return OpenAI
+	}
+	return Anthropic
 }
 
 func query(q string) string {
@@ -396,65 +380,6 @@ func query(q string) string {
 		return ""
 	}
 	return "?" + q
-}
-
-type messagesRequest struct {
-	Model     string          `json:"model"`
-	Stream    bool            `json:"stream"`
-	MaxTokens int             `json:"max_tokens"`
-	Messages  json.RawMessage `json:"messages"`
-}
-
-func (s *Server) route(w http.ResponseWriter, r *http.Request, id int, body []byte, msg *messagesRequest) {
-	w.Header().Set("Request-Id", fmt.Sprintf("req_standin_%06d", id))
-	p := r.URL.Path
-	if strings.HasPrefix(p, "/v1/") && s.opts.Key != "" {
-		if r.Header.Get("X-Api-Key") != s.opts.Key &&
-			r.Header.Get("Authorization") != "Bearer "+s.opts.Key {
-			apiError(w, http.StatusUnauthorized, "authentication_error", "invalid x-api-key")
-			return
-		}
-	}
-	switch {
-	case p == "/v1/messages" && r.Method == http.MethodPost:
-		if msg.Model == "" {
-			apiError(w, http.StatusBadRequest, "invalid_request_error", "model: Field required")
-			return
-		}
-		if msg.Stream {
-			s.stream(w, id, msg.Model, len(body))
-		} else {
-			s.message(w, id, msg.Model, len(body))
-		}
-	case p == "/v1/messages/count_tokens" && r.Method == http.MethodPost:
-		writeJSON(w, http.StatusOK, map[string]any{"input_tokens": tokens(len(body))})
-	case p == "/v1/models" && r.Method == http.MethodGet:
-		writeJSON(w, http.StatusOK, map[string]any{
-			"data":     models,
-			"has_more": false,
-			"first_id": models[0]["id"],
-			"last_id":  models[len(models)-1]["id"],
-		})
-	case strings.HasPrefix(p, "/v1/models/") && r.Method == http.MethodGet:
-		name := strings.TrimPrefix(p, "/v1/models/")
-		for _, m := range models {
-			if m["id"] == name {
-				writeJSON(w, http.StatusOK, m)
-				return
-			}
-		}
-		apiError(w, http.StatusNotFound, "not_found_error", "model: "+name)
-	case (p == "/api/event_logging/batch" || p == "/api/claude_code/metrics") && r.Method == http.MethodPost:
-		writeJSON(w, http.StatusOK, map[string]any{})
-	default:
-		apiError(w, http.StatusNotFound, "not_found_error", "Not found: "+r.Method+" "+p)
-	}
-}
-
-var models = []map[string]any{
-	{"type": "model", "id": "claude-opus-4-6", "display_name": "Claude Opus 4.6", "created_at": "2026-02-05T00:00:00Z"},
-	{"type": "model", "id": "claude-sonnet-4-6", "display_name": "Claude Sonnet 4.6", "created_at": "2026-02-17T00:00:00Z"},
-	{"type": "model", "id": "claude-haiku-4-5-20251001", "display_name": "Claude Haiku 4.5", "created_at": "2025-10-15T00:00:00Z"},
 }
 
 // tokens is a rough token count for n bytes of request.
@@ -482,43 +407,41 @@ func Chunks(text string) []string {
 	return out
 }
 
-func (s *Server) message(w http.ResponseWriter, id int, model string, n int) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"id":            msgID(id),
-		"type":          "message",
-		"role":          "assistant",
-		"model":         model,
-		"content":       []any{map[string]any{"type": "text", "text": s.opts.Reply}},
-		"stop_reason":   "end_turn",
-		"stop_sequence": nil,
-		"usage":         usage(tokens(n), len(Chunks(s.opts.Reply))),
-	})
+// key is the key api demands, "" for none.
+func (s *Server) key(api string) string {
+	if k, ok := s.opts.Keys[api]; ok {
+		return k
+	}
+	return s.opts.Key
 }
 
-func msgID(id int) string { return fmt.Sprintf("msg_standin_%06d", id) }
-
-func usage(in, out int) map[string]any {
-	return map[string]any{
-		"input_tokens":                in,
-		"cache_creation_input_tokens": 0,
-		"cache_read_input_tokens":     0,
-		"output_tokens":               out,
-		"service_tier":                "standard",
+// pause waits between two streamed chunks.
+func (s *Server) pause() {
+	if s.opts.ChunkDelay > 0 {
+		time.Sleep(s.opts.ChunkDelay)
 	}
 }
 
-func (s *Server) stream(w http.ResponseWriter, id int, model string, n int) {
+// sse starts a text/event-stream answer and returns a function that
+// writes one event and flushes it; it reports false once the client is
+// gone. An empty event name writes a data line alone, as Gemini does.
+func sse(w http.ResponseWriter, eol string) func(event string, data any) bool {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("Connection", "keep-alive")
 	w.WriteHeader(http.StatusOK)
-	bw := bufio.NewWriter(w)
 	flusher, _ := w.(http.Flusher)
-	send := func(event string, data any) bool {
+	return func(event string, data any) bool {
 		b, _ := json.Marshal(data)
-		fmt.Fprintf(bw, "event: %s\ndata: %s\n\n", event, b)
-		if err := bw.Flush(); err != nil {
+		var buf bytes.Buffer
+		if event != "" {
+			buf.WriteString("event: " + event + eol)
+		}
+		buf.WriteString("data: ")
+		buf.Write(b)
+		buf.WriteString(eol + eol)
+		if _, err := w.Write(buf.Bytes()); err != nil {
 			return false
 		}
 		if flusher != nil {
@@ -526,41 +449,6 @@ func (s *Server) stream(w http.ResponseWriter, id int, model string, n int) {
 		}
 		return true
 	}
-	chunks := Chunks(s.opts.Reply)
-	in := tokens(n)
-	start := usage(in, 1)
-	if !send("message_start", map[string]any{
-		"type": "message_start",
-		"message": map[string]any{
-			"id": msgID(id), "type": "message", "role": "assistant", "model": model,
-			"content": []any{}, "stop_reason": nil, "stop_sequence": nil, "usage": start,
-		},
-	}) {
-		return
-	}
-	send("content_block_start", map[string]any{
-		"type": "content_block_start", "index": 0,
-		"content_block": map[string]any{"type": "text", "text": ""},
-	})
-	send("ping", map[string]any{"type": "ping"})
-	for i, c := range chunks {
-		if i > 0 && s.opts.ChunkDelay > 0 {
-			time.Sleep(s.opts.ChunkDelay)
-		}
-		if !send("content_block_delta", map[string]any{
-			"type": "content_block_delta", "index": 0,
-			"delta": map[string]any{"type": "text_delta", "text": c},
-		}) {
-			return
-		}
-	}
-	send("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0})
-	send("message_delta", map[string]any{
-		"type":  "message_delta",
-		"delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil},
-		"usage": map[string]any{"output_tokens": len(chunks)},
-	})
-	send("message_stop", map[string]any{"type": "message_stop"})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -568,80 +456,4 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	w.Write(append(b, '\n'))
-}
-
-// apiError answers with the API's error shape.
-func apiError(w http.ResponseWriter, status int, typ, message string) {
-	writeJSON(w, status, map[string]any{
-		"type":  "error",
-		"error": map[string]any{"type": typ, "message": message},
-	})
-}
-
-// newCert makes a test CA and a leaf for hosts (plus 127.0.0.1 and ::1)
-// signed by it.
-func newCert(hosts []string) (caPEM []byte, pool *x509.CertPool, leaf tls.Certificate, err error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, leaf, err
-	}
-	now := time.Now()
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "acp-sandbox stand-in test CA", Organization: []string{"acp-sandbox tests"}},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(7 * 24 * time.Hour),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, leaf, err
-	}
-	ca, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, nil, leaf, err
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, nil, leaf, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: "stand-in"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	for _, h := range hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, h)
-		}
-	}
-	if len(tmpl.DNSNames) > 0 {
-		tmpl.Subject.CommonName = tmpl.DNSNames[0]
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		return nil, nil, leaf, err
-	}
-	pool = x509.NewCertPool()
-	pool.AddCert(ca)
-	caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	leaf = tls.Certificate{Certificate: [][]byte{der, caDER}, PrivateKey: key}
-	return caPEM, pool, leaf, nil
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
-	if err != nil {
-		panic(err)
-	}
-	return n
 }

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -280,66 +278,75 @@ func TestTLS(t *testing.T) {
 	}
 }
 
+// One server with one certificate stands in for the three APIs at their
+// real names, each routed by its Host and demanding its own key.
+func TestThreeAPIs(t *testing.T) {
+	hosts := []string{"api.anthropic.com", "api.openai.com", "generativelanguage.googleapis.com"}
+	s := New(Options{TLS: true, Hosts: hosts, Reply: "one for all", Key: "k-anthropic",
+		Keys: map[string]string{OpenAI: "k-openai", Gemini: "k-gemini"}, Logf: t.Logf})
+	defer s.Close()
+	c := s.Client()
+	for _, r := range []struct {
+		url    string
+		header map[string]string
+		body   string
+	}{
+		{"https://api.anthropic.com/v1/messages", map[string]string{"X-Api-Key": "k-anthropic"}, `{"model":"claude-sonnet-4-6","max_tokens":5,"messages":[]}`},
+		{"https://api.openai.com/v1/responses", bearer("k-openai"), `{"model":"gpt-5.5","input":"hi"}`},
+		{"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", googKey("k-gemini"), `{"contents":[]}`},
+	} {
+		resp := send(t, c, "POST", r.url, r.header, r.body)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || !bytes.Contains(b, []byte("one for all")) {
+			t.Errorf("%s: %d %s", r.url, resp.StatusCode, b)
+		}
+	}
+	// Another API's key is refused, with each API's own error; a path
+	// unknown to the host's API gets that API's 404.
+	for _, r := range []struct {
+		url    string
+		header map[string]string
+		status int
+		want   string
+	}{
+		{"https://api.anthropic.com/v1/messages", map[string]string{"X-Api-Key": "k-openai"}, 401, `"authentication_error"`},
+		{"https://api.openai.com/v1/responses", bearer("k-anthropic"), 401, `"invalid_api_key"`},
+		{"https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash:generateContent", googKey("k-openai"), 400, `"API_KEY_INVALID"`},
+		{"https://api.openai.com/v1/messages", bearer("k-openai"), 404, `"Invalid URL (POST /v1/messages)"`},
+		{"https://generativelanguage.googleapis.com/v1/messages", googKey("k-gemini"), 404, `"NOT_FOUND"`},
+	} {
+		resp := send(t, c, "POST", r.url, r.header, `{}`)
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != r.status || !bytes.Contains(b, []byte(r.want)) {
+			t.Errorf("%s %v: %d %s; want %d and %s", r.url, r.header, resp.StatusCode, b, r.status, r.want)
+		}
+	}
+	var apis []string
+	for _, r := range s.Requests() {
+		apis = append(apis, r.API)
+		if h, _, _ := strings.Cut(r.Host, ":"); r.ServerName != h {
+			t.Errorf("Host %q, server name %q", r.Host, r.ServerName)
+		}
+	}
+	want := []string{Anthropic, OpenAI, Gemini, Anthropic, OpenAI, Gemini, OpenAI, Gemini}
+	if !slices.Equal(apis, want) {
+		t.Errorf("APIs %q, want %q", apis, want)
+	}
+	if got := s.KeysSeen(); !slices.Equal(got, []string{"k-anthropic", "k-openai", "k-gemini"}) {
+		t.Errorf("KeysSeen = %q", got)
+	}
+}
+
 // The real agent.
 
 const agentBin = "/usr/local/lib/acp-sandbox-test-agents/bin/claude-agent-acp"
 
-// agentChild marks the re-executed test process inside a private network
-// namespace, where the agent cannot reach anything but loopback.
-const agentChild = "ACP_SANDBOX_STANDIN_NETNS"
-
 // TestAgent runs the real claude-agent-acp against the stand-in and
-// drives one prompt over ACP. The test re-executes itself inside a new
-// network namespace (and mount namespace, for an /etc/hosts of its own)
-// with only loopback up, so nothing the agent tries can leave the
-// machine.
+// drives one prompt over ACP, in a network namespace with only loopback
+// (see inPrivateNet).
 func TestAgent(t *testing.T) {
-	if _, err := os.Stat(agentBin); err != nil {
-		t.Skipf("claude-agent-acp is not installed: %v", err)
-	}
-	if os.Getenv(agentChild) == "" {
-		// Four real agents at once on the host load a 2-core machine enough
-		// to disturb the VM tests running beside it in `go test ./...`; CI
-		// covers the stand-in with the real agent in the VM
-		// (internal/e2e TestRealClaudePrompt). Run this when changing the
-		// stand-in.
-		if testing.Short() || os.Getenv("ACP_SANDBOX_TEST_STANDIN_AGENT") != "1" {
-			t.Skip("starts the real agent four times on the host; set ACP_SANDBOX_TEST_STANDIN_AGENT=1 (the VM test TestRealClaudePrompt covers the stand-in in CI)")
-		}
-		args := []string{"--net", "--mount", "--propagation", "private"}
-		if os.Getuid() != 0 {
-			args = append([]string{"--user", "--map-root-user"}, args...)
-		}
-		if out, err := exec.Command("unshare", append(args, "true")...).CombinedOutput(); err != nil {
-			t.Skipf("the agent must run without network access, in a namespace of its own, and unshare %s fails: %v %s",
-				strings.Join(args, " "), err, out)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 12*time.Minute)
-		defer cancel()
-		run := "^TestAgent$"
-		if f := flag.Lookup("test.run").Value.String(); strings.Contains(f, "/") {
-			run = f // keep a subtest filter
-		}
-		cmd := exec.CommandContext(ctx, "unshare", append(args, "--", os.Args[0], "-test.run", run, "-test.v", "-test.count=1")...)
-		cmd.Env = append(os.Environ(), agentChild+"=1")
-		cmd.WaitDelay = 5 * time.Second
-		out, err := cmd.CombinedOutput()
-		t.Logf("in the private namespace:\n%s", out)
-		if err != nil {
-			t.Fatalf("in the private namespace: %v", err)
-		}
-		if !bytes.Contains(out, []byte("--- PASS: TestAgent")) {
-			t.Fatalf("the run in the private namespace did not pass TestAgent")
-		}
+	if !inPrivateNet(t, "TestAgent", agentBin) {
 		return
-	}
-
-	lo, err := netlink.LinkByName("lo")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := netlink.LinkSetUp(lo); err != nil {
-		t.Fatal(err)
 	}
 
 	t.Run("http", func(t *testing.T) {
@@ -368,14 +375,7 @@ func TestAgent(t *testing.T) {
 	// NODE_EXTRA_CA_CERTS; and nonessential traffic not disabled, to see
 	// what else reaches api.anthropic.com.
 	t.Run("api.anthropic.com as in the VM", func(t *testing.T) {
-		hosts := filepath.Join(t.TempDir(), "hosts")
-		if err := os.WriteFile(hosts, []byte("127.0.0.1 localhost api.anthropic.com\n::1 localhost ip6-localhost\n"), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		if err := unix.Mount(hosts, "/etc/hosts", "", unix.MS_BIND, ""); err != nil {
-			t.Skipf("cannot put a private /etc/hosts in place: %v", err)
-		}
-		defer unix.Unmount("/etc/hosts", 0)
+		privateHosts(t, "api.anthropic.com")
 		s := New(Options{TLS: true, Hosts: []string{"api.anthropic.com"}, Addr: "127.0.0.1:443",
 			Reply: "Hello from api.anthropic.com, or so it seems.", Logf: t.Logf})
 		defer s.Close()
