@@ -27,9 +27,10 @@ fi
 # Real agents for the end-to-end tests, under /usr so the VM's read-only
 # /usr view has them (node itself comes from the host's /usr too).
 agents=/usr/local/lib/acp-sandbox-test-agents
-if [ ! -x "$agents/bin/claude-agent-acp" ] || [ ! -x "$agents/bin/gemini" ]; then
+# The versions are the presets' (internal/presets).
+if [ ! -x "$agents/bin/claude-agent-acp" ] || [ ! -x "$agents/bin/gemini" ] || [ ! -x "$agents/bin/codex-acp" ]; then
   echo "deps: npm install agents into $agents" >&2
   $SUDO npm install -g --prefix "$agents" --no-audit --no-fund --loglevel=error \
-    @zed-industries/claude-agent-acp@0.23.1 @google/gemini-cli@0.61.0 >/dev/null
+    @zed-industries/claude-agent-acp@0.23.1 @google/gemini-cli@0.61.0 @zed-industries/codex-acp@0.16.0 >/dev/null
 fi
 
