@@ -204,3 +204,34 @@ func TestCredentialsLiveReload(t *testing.T) {
 		t.Error("a bypass added to config.toml does not apply live")
 	}
 }
+
+// A key the editor sends takes its host alone: a GEMINI_API_KEY in the
+// host's environment no longer overwrites it, and comes back when the
+// editor leaves.
+func TestEditorKeyWinsOnItsHost(t *testing.T) {
+	s := newCaptureSupervisor(t)
+	t.Setenv("GEMINI_API_KEY", "env-REAL")
+	s.mu.Lock()
+	err := s.applyCredsLocked()
+	s.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	envRule := func() bool {
+		return slices.ContainsFunc(s.creds.active, func(a string) bool { return strings.Contains(a, "env GEMINI_API_KEY") })
+	}
+	if !envRule() {
+		t.Fatalf("the environment's key is not in force: %q", s.creds.active)
+	}
+	ap := &approver{}
+	if r := s.capture(ap, Capture{Method: "authenticate", APIKey: "editor-REAL", Provider: "google"}); r.Error != "" {
+		t.Fatal(r.Error)
+	}
+	if envRule() {
+		t.Errorf("the environment's key still applies beside the editor's: %q", s.creds.active)
+	}
+	s.dropACPSession(ap)
+	if !envRule() {
+		t.Errorf("the environment's key did not come back after the editor left: %q", s.creds.active)
+	}
+}

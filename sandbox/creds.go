@@ -138,9 +138,6 @@ func (s *supervisor) setupCreds() (*creds, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	rules, httpRules, active := s.credRulesLocked(c)
-	if err := ph.save(); err != nil {
-		return nil, err
-	}
 	opt := mitm.Options{CA: ca, Rules: rules, HTTPRules: httpRules, Bypass: s.cfg.Network.Bypass, Audit: s.audit.recordHTTPS, Logger: s.log}
 	if testMITMHooks != nil {
 		testMITMHooks(&opt)
@@ -154,6 +151,9 @@ func (s *supervisor) setupCreds() (*creds, error) {
 			c.bootEnv[cr.Env] = true
 			c.env = append(c.env, cr.Env+"="+ph.get(ruleName(cr)))
 		}
+	}
+	if err := ph.save(); err != nil {
+		return nil, err
 	}
 
 	// Every TLS client in the VM trusts the sandbox CA: the system bundle
@@ -175,15 +175,17 @@ func (s *supervisor) setupCreds() (*creds, error) {
 }
 
 // credRulesLocked is what the interceptor runs: the keys editors sent over
-// ACP for this session (first: they are what the user chose just now),
-// then the configuration's credentials whose source has a value, and the
-// [[network.http]] rules. Caller holds s.mu.
+// ACP for this session (first, and alone on their hosts: they are what the
+// user chose just now), then the configuration's credentials whose source
+// has a value, and the [[network.http]] rules. Caller holds s.mu.
 func (s *supervisor) credRulesLocked(c *creds) (rules []mitm.Rule, httpRules []mitm.HTTPRule, active []string) {
 	seen := map[string]bool{}
+	var editorHosts []string
 	for _, sess := range s.acpSessionsLocked() {
 		for _, r := range sess.rules {
 			if !seen[r.Name] {
 				seen[r.Name] = true
+				editorHosts = append(editorHosts, r.Host)
 				rules = append(rules, r)
 				active = append(active, r.Name+" → "+r.Host+" (ACP, this editor session)")
 			}
@@ -194,6 +196,11 @@ func (s *supervisor) credRulesLocked(c *creds) (rules []mitm.Rule, httpRules []m
 		if !available(cr) || seen[name] {
 			continue
 		}
+		if slices.ContainsFunc(editorHosts, func(h string) bool { return hostCovers(cr.Host, h) }) {
+			// The host's key is the one the editor sent, not, say, a
+			// GEMINI_API_KEY the host's environment also has.
+			continue
+		}
 		seen[name] = true
 		secret, source := secretFunc(cr), cr.Source()
 		if cr.FromACP {
@@ -201,6 +208,9 @@ func (s *supervisor) credRulesLocked(c *creds) (rules []mitm.Rule, httpRules []m
 				secret = func(context.Context) (string, error) { return key, nil }
 			} else {
 				source += ", waiting for the editor"
+				secret = func(context.Context) (string, error) {
+					return "", errors.New("no key yet: this credential takes the key the editor sends with ACP authenticate, and none has come")
+				}
 			}
 		}
 		rules = append(rules, mitm.Rule{Name: name, Host: cr.Host, Header: cr.Header, Format: cr.Format,
