@@ -111,7 +111,7 @@ func (s *supervisor) acpNetworkLocked() Network {
 
 // capture takes what an editor sent on approver ap's connection.
 func (s *supervisor) capture(ap *approver, c Capture) Captured {
-	reply, err := s.captureLocked(ap, c)
+	reply, err := s.take(ap, c)
 	if err != nil {
 		s.log.Warn("a key from the editor was not taken", "method", c.Method, "err", err)
 		return Captured{ID: c.ID, Error: err.Error()}
@@ -120,7 +120,9 @@ func (s *supervisor) capture(ap *approver, c Capture) Captured {
 	return reply
 }
 
-func (s *supervisor) captureLocked(ap *approver, c Capture) (Captured, error) {
+// take binds what c carries to its hosts, under s.mu, and applies the new
+// rules; on error nothing changes.
+func (s *supervisor) take(ap *approver, c Capture) (Captured, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var sess *acpSession
