@@ -235,7 +235,7 @@ func (h *handler) modifyResponse(resp *http.Response) error {
 		}
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols && resp.Body != http.NoBody {
-		resp.Body = newReadahead(resp.Body, &h.ic.bufs)
+		resp.Body = &cutLogger{ReadCloser: newReadahead(resp.Body, &h.ic.bufs), h: h, req: resp.Request, start: time.Now()}
 	}
 	st.ev.Verdict, st.ev.Status = VerdictAllow, resp.StatusCode
 	switch {
@@ -501,3 +501,33 @@ type readCloser struct {
 }
 
 func (rc readCloser) Close() error { return rc.c.Close() }
+
+// cutLogger logs a response body that ends in an error instead of EOF:
+// the guest then gets a cut response (the proxy aborts the connection),
+// and ReverseProxy itself says nothing when the cause is a canceled
+// request.
+type cutLogger struct {
+	io.ReadCloser
+	h      *handler
+	req    *http.Request
+	start  time.Time
+	n      int64
+	logged bool
+}
+
+func (c *cutLogger) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.n += int64(n)
+	if err != nil && err != io.EOF && !c.logged {
+		c.logged = true
+		// A guest that goes away cancels the request: worth a line, not a
+		// warning.
+		level := slog.LevelWarn
+		if c.req.Context().Err() != nil {
+			level = slog.LevelInfo
+		}
+		c.h.ic.log.Log(c.req.Context(), level, "response cut short", "host", c.h.p.name, "path", auditPath(c.req.URL), "bytes", c.n,
+			"after", time.Since(c.start).Round(time.Millisecond), "err", err, "request context", context.Cause(c.req.Context()))
+	}
+	return n, err
+}

@@ -823,3 +823,37 @@ func TestSetRulesLive(t *testing.T) {
 		t.Errorf("a retired secret reached the log: %q", e.logs.String())
 	}
 }
+
+// An upstream that breaks off a response midway cuts the guest's response
+// too (it must not look complete), and the sandbox log says so: the proxy
+// is otherwise silent about it.
+func TestCutResponseLogged(t *testing.T) {
+	pki := newTestPKI(t)
+	up := newUpstream(t, pki, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		_, _ = io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	e := newTenv(t, up, pki.pool, nil)
+	req, _ := http.NewRequest("GET", "https://"+apiHost+"/v1/stream", nil)
+	resp, err := e.guestClient(false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("the guest read a cut response as complete: %q", body)
+	}
+	if string(body) != "data: first\n\n" {
+		t.Errorf("guest got %q before the cut", body)
+	}
+	deadline := time.Now().Add(hang)
+	for !strings.Contains(e.logs.String(), "response cut short") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no log line for the cut: %s", e.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
