@@ -75,16 +75,19 @@ func claudePrompt(t *testing.T, gateway bool) {
 		e.Vars = append(e.Vars, "ANTHROPIC_API_KEY="+secret)
 	}
 	ws := e.Workspace()
+	// ACPS_CLAUDE_DEBUG=1 turns on the Claude CLI's debug log (it says why
+	// a stream fell back to non-streaming, for one); on failure it is shown
+	// with the sandbox's own logs.
 	if os.Getenv("ACPS_CLAUDE_DEBUG") != "" {
 		_ = os.MkdirAll(filepath.Join(e.Home, ".config/acp-sandbox"), 0o755)
 		_ = os.WriteFile(filepath.Join(e.Home, ".config/acp-sandbox/config.toml"), []byte("[env]\nDEBUG_SDK = \"1\"\nCLAUDE_CODE_DEBUG_LOGS_DIR = \""+ws+"/.dbg\"\n"), 0o644)
-		defer func() {
-			if t.Failed() {
-				out, _ := exec.Command("sh", "-c", "ls -la "+ws+"/.dbg; cat "+ws+"/.dbg* "+ws+"/.dbg/* | grep -v '^$' | tail -300; for f in "+e.Home+"/.local/state/acp-sandbox/*/*.log; do echo == $f; grep -v 'proto' $f | tail -80; done").CombinedOutput()
-				t.Logf("claude debug:\n%s", out)
-			}
-		}()
 	}
+	defer func() {
+		if t.Failed() {
+			out, _ := exec.Command("sh", "-c", "cat "+ws+"/.dbg/* 2>/dev/null | grep -v '^$' | tail -300; for f in "+e.Home+"/.local/state/acp-sandbox/*/sandbox.log; do echo == $f; tail -80 $f; done").CombinedOutput()
+			t.Logf("logs:\n%s", out)
+		}
+	}()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
