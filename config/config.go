@@ -127,6 +127,10 @@ type Credential struct {
 	// Env names the variable the VM sees holding a placeholder instead of
 	// the secret ("ANTHROPIC_API_KEY"). "": the VM gets no variable.
 	Env string
+	// Paths limits where the secret goes: only requests whose path one of
+	// these globs matches (as [[network.http]] paths) get it; others go
+	// out with the placeholder. nil: every path.
+	Paths []string
 }
 
 // Source spells where the secret comes from, for `policy show` and logs:

@@ -91,6 +91,8 @@ func TestBadFiles(t *testing.T) {
 				`sandbox.toml:2:26: network.bypass "a.example.com:8443": only port 443 is ever intercepted; drop the port`},
 		{"credential without a source", "[[credentials]]\nhost = \"api.example.com\"\nheader = \"x-api-key\"\n",
 			"sandbox.toml:1:1: credentials[0] needs a source: one of from_env, from_file, from_command or from_acp = true"},
+		{"credential path glob", "[[credentials]]\nhost = \"api.example.com\"\nheader = \"x-api-key\"\nfrom_env = \"K\"\npaths = [\"v1/**\"]\n",
+			`sandbox.toml:5:10: credentials[0].paths[0] "v1/**" must start with "/", as in "/v1/**"`},
 		{"credential with two sources", "[[credentials]]\nhost = \"api.example.com\"\nheader = \"x-api-key\"\nfrom_env = \"K\"\nfrom_acp = true\n",
 			"sandbox.toml:5:1: credentials[0] has both from_env and from_acp: give exactly one source"},
 		// A workspace file must not run host programs, even approved.

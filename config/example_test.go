@@ -43,7 +43,7 @@ func TestRepoExample(t *testing.T) {
 		"[network]", "preset", "allow", "deny", "host_ports", "bypass",
 		"[[network.http]]", "methods", "paths",
 		"[[mounts]]", "host", "guest", "read_only",
-		"[[credentials]]", "header", "format", "from_env", "from_file", "from_command", "from_acp", "env",
+		"[[credentials]]", "header", "format", "from_env", "from_file", "from_command", "from_acp", "env", "paths",
 		"[env]", "[agents.", "command", "credentials]]",
 	} {
 		if !strings.Contains(all, key) {

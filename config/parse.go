@@ -410,6 +410,14 @@ func parseCredential(t *table, env *parseEnv) (Credential, bool) {
 		d.problemAt(d.at.keyAt(t.p.key(sources[1])), "%s has both %s and %s: give exactly one source", t.p, sources[0], sources[1])
 		ok = false
 	}
+	globs, gpaths, _, _ := t.strings("paths", `an array of path globs such as ["/v1/**"]`)
+	for i, g := range globs {
+		if msg := checkPathGlob(g); msg != "" {
+			d.bad(gpaths[i], "%s %s", gpaths[i], msg)
+			ok = false
+		}
+	}
+	c.Paths = globs
 	if s, p, has := t.str("env", `a variable name such as "API_KEY"`); has {
 		if msg := checkVMEnvName(s); msg != "" {
 			d.bad(p, "%s %s", p, msg)

@@ -192,6 +192,9 @@ func (c Credential) table() []kv {
 	if c.Env != "" {
 		t = append(t, kv{"env", c.Env})
 	}
+	if c.Paths != nil {
+		t = append(t, kv{"paths", c.Paths})
+	}
 	return t
 }
 

@@ -214,7 +214,7 @@ func (s *supervisor) credRulesLocked(c *creds) (rules []mitm.Rule, httpRules []m
 			}
 		}
 		rules = append(rules, mitm.Rule{Name: name, Host: cr.Host, Header: cr.Header, Format: cr.Format,
-			Placeholder: c.ph.get(name), Secret: secret})
+			Placeholder: c.ph.get(name), Paths: cr.Paths, Secret: secret})
 		active = append(active, name+" → "+cr.Host+" ("+source+")")
 	}
 	for _, h := range s.cfg.Network.HTTP {

@@ -175,7 +175,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // apply puts this host's secrets in: placeholders replaced, then each
 // rule's header set. On error it names the rule whose secret failed.
 func (h *handler) apply(r *http.Request, st *reqState) (*credential, error) {
+	segs, canonical := pathSegments(r.URL)
 	for _, c := range h.p.own {
+		if !c.appliesTo(segs, canonical) {
+			continue
+		}
 		used := false
 		var val string
 		get := func() error {

@@ -857,3 +857,45 @@ func TestCutResponseLogged(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A rule with Paths puts the key only on those paths; elsewhere on the
+// host the request goes out with the guest's placeholder. Stops: a model
+// key going to a vendor's telemetry endpoints when the user said not to.
+func TestCredentialPaths(t *testing.T) {
+	pki := newTestPKI(t)
+	var mu sync.Mutex
+	seen := map[string]string{}
+	up := newUpstream(t, pki, true, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen[r.URL.Path] = r.Header.Get("X-Api-Key")
+		mu.Unlock()
+	}))
+	e := newTenv(t, up, pki.pool, func(o *Options) {
+		o.Rules = o.Rules[:1]
+		o.Rules[0].Paths = []string{"/v1/**"}
+	})
+	c := e.guestClient(false)
+	for _, p := range []string{"/v1/messages", "/api/event_logging/batch", "/v1/../api/x"} {
+		req, _ := http.NewRequest("POST", "https://"+apiHost+p, strings.NewReader("{}"))
+		req.URL.RawPath, req.URL.Path = p, p // keep the dots as sent
+		req.Header.Set("X-Api-Key", e.placeA)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if seen["/v1/messages"] != testSecret {
+		t.Errorf("/v1/messages got %q, want the secret", seen["/v1/messages"])
+	}
+	for p, k := range seen {
+		if p != "/v1/messages" && k == testSecret {
+			t.Errorf("%s got the secret; only /v1/** may", p)
+		}
+	}
+	if seen["/api/event_logging/batch"] != e.placeA {
+		t.Errorf("/api/event_logging/batch got %q, want the guest's placeholder unchanged", seen["/api/event_logging/batch"])
+	}
+}

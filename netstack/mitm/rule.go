@@ -41,6 +41,12 @@ type Rule struct {
 	// the request. At least 20 characters of A-Z a-z 0-9 - . _ ~. Empty:
 	// the rule only sets Header.
 	Placeholder string
+	// Paths, when set, limit the rule to requests whose path one of these
+	// globs matches (HTTPRule.Paths syntax): elsewhere on Host it neither
+	// sets Header nor replaces the placeholder, so the request goes out
+	// with what the guest sent. Keeps a key off endpoints that do not need
+	// it. Empty: every path.
+	Paths []string
 	// Secret returns the real credential. It is called on the first
 	// request that needs it (not at start: a `gh auth token` that fails
 	// fails that request, with a 502 naming the rule) and its value is
@@ -199,6 +205,7 @@ type credential struct {
 	header      string // canonical; "" for none
 	format      string
 	placeholder string
+	paths       [][]string // segments of each glob; nil: any path
 	secret      *secret
 }
 
@@ -276,8 +283,33 @@ func compileRule(r Rule) (*credential, error) {
 	if r.Secret == nil {
 		return nil, fmt.Errorf("%s: no secret source", what)
 	}
+	for _, p := range r.Paths {
+		segs, err := compilePathGlob(what, p)
+		if err != nil {
+			return nil, err
+		}
+		c.paths = append(c.paths, segs)
+	}
 	c.secret = &secret{get: r.Secret}
 	return c, nil
+}
+
+// appliesTo reports whether the rule covers a request's path (segments of
+// the decoded path; canonical false if it has "." or ".." segments or an
+// encoded "/", which no path glob covers).
+func (c *credential) appliesTo(segs []string, canonical bool) bool {
+	if c.paths == nil {
+		return true
+	}
+	if !canonical {
+		return false
+	}
+	for _, g := range c.paths {
+		if globSegments(g, segs) {
+			return true
+		}
+	}
+	return false
 }
 
 // httpRules is a compiled HTTPRule.
@@ -302,24 +334,33 @@ func compileHTTPRule(r HTTPRule) (*httpRule, error) {
 		h.methods = append(h.methods, strings.ToUpper(meth))
 	}
 	for _, p := range r.Paths {
-		if !strings.HasPrefix(p, "/") {
-			return nil, fmt.Errorf("%s: path %q must begin with \"/\"", what, p)
-		}
-		if strings.ContainsAny(p, "?#") {
-			return nil, fmt.Errorf("%s: path %q: query strings and fragments are not matched; drop them", what, p)
-		}
-		segs := strings.Split(p[1:], "/")
-		for _, s := range segs {
-			if strings.Contains(s, "**") && s != "**" {
-				return nil, fmt.Errorf("%s: path %q: \"**\" must be a whole segment", what, p)
-			}
-			if s == "." || s == ".." {
-				return nil, fmt.Errorf("%s: path %q: \".\" and \"..\" segments never match", what, p)
-			}
+		segs, err := compilePathGlob(what, p)
+		if err != nil {
+			return nil, err
 		}
 		h.paths = append(h.paths, segs)
 	}
 	return h, nil
+}
+
+// compilePathGlob splits a path glob into segments, checking it.
+func compilePathGlob(what, p string) ([]string, error) {
+	if !strings.HasPrefix(p, "/") {
+		return nil, fmt.Errorf("%s: path %q must begin with \"/\"", what, p)
+	}
+	if strings.ContainsAny(p, "?#") {
+		return nil, fmt.Errorf("%s: path %q: query strings and fragments are not matched; drop them", what, p)
+	}
+	segs := strings.Split(p[1:], "/")
+	for _, s := range segs {
+		if strings.Contains(s, "**") && s != "**" {
+			return nil, fmt.Errorf("%s: path %q: \"**\" must be a whole segment", what, p)
+		}
+		if s == "." || s == ".." {
+			return nil, fmt.Errorf("%s: path %q: \".\" and \"..\" segments never match", what, p)
+		}
+	}
+	return segs, nil
 }
 
 // allows reports whether the rule lets method on path (segments of the
