@@ -51,7 +51,9 @@
 //     offers it, else HTTP/1.1), with the hop-by-hop headers removed and
 //     Host set to the TLS name; a certificate that fails verification is
 //     a 502 saying so, and nothing is sent. The
-//     response streams back unbuffered (server-sent events arrive as sent);
+//     response streams back unbuffered (server-sent events arrive as sent),
+//     while the request body, if the guest is still sending it, goes on
+//     streaming upstream (full duplex, also over HTTP/1.1);
 //     a secret sent with the request is masked out of the response's
 //     headers, trailers and identity-encoded body, so an upstream that
 //     echoes a request cannot show it to the guest.

@@ -168,7 +168,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	// 5. Upstream.
+	// 5. Upstream. The guest's body may still be on its way when the
+	// response begins: the transport must be able to go on reading it.
+	closeBody := fullDuplex(w, r)
+	defer closeBody()
 	h.rp.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), stateKey{}, st)))
 }
 
@@ -534,4 +537,38 @@ func (c *cutLogger) Read(p []byte) (int, error) {
 			"after", time.Since(c.start).Round(time.Millisecond), "err", err, "request context", context.Cause(c.req.Context()))
 	}
 	return n, err
+}
+
+// fullDuplex lets the upstream transport go on reading the guest's
+// request body after the response has begun, and returns what the
+// handler must call before it returns.
+//
+// Left to itself, net/http's HTTP/1 server drains and closes a request
+// body when the response header goes out. The transport, still sending
+// that body upstream (or, having sent all of it, making its final read
+// for excess bytes, which loses this race when its goroutine is held up
+// for a moment), then fails its request write and closes the upstream
+// connection: the response it is streaming back is cut. With full duplex
+// the server leaves the body alone until the handler returns; it would
+// then drain what nobody read (the upstream was down, say) only after
+// stopping its background read of the connection, and the read that
+// draining restarts makes its next one panic (golang/go#68560). So the
+// handler closes the body itself, which drains it (as much as the server
+// would have) while the server can still cope.
+//
+// A body behind "Expect: 100-continue" is never drained at the response
+// header (the server closes the connection instead), an upgrade's
+// connection is handed over (its body must not be touched after), and
+// HTTP/2 always lets a body outlive the response header: those are left
+// as they are.
+func fullDuplex(w http.ResponseWriter, r *http.Request) (closeBody func()) {
+	body := r.Body
+	if body == nil || body == http.NoBody || r.ProtoMajor != 1 ||
+		r.Header.Get("Expect") != "" || r.Header.Get("Upgrade") != "" {
+		return func() {}
+	}
+	if err := http.NewResponseController(w).EnableFullDuplex(); err != nil {
+		return func() {}
+	}
+	return func() { _ = body.Close() }
 }

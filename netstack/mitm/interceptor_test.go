@@ -899,3 +899,115 @@ func TestCredentialPaths(t *testing.T) {
 		t.Errorf("/api/event_logging/batch got %q, want the guest's placeholder unchanged", seen["/api/event_logging/batch"])
 	}
 }
+
+// The upload goes on after the response has begun, and the response is
+// not cut. An HTTP/1 guest's request body is read by the upstream
+// transport while the response streams back. net/http's server, left to
+// itself, drains and closes a request body when the response header goes
+// out (unless the handler enables full duplex): the transport then lost
+// the rest of the body, failed its request write and closed the upstream
+// connection under the streaming response. In the VM this cut Claude's
+// answer after its first text delta: there the upload had ended, but the
+// transport's end-of-body check read came after the server's close
+// whenever its goroutine was held up for a moment (TCG under load). Here
+// the upstream answers before the upload ends, which makes it certain:
+// the guest sends the rest of its body only once it has the first event.
+func TestUploadOutlivesResponseHeader(t *testing.T) {
+	pki := newTestPKI(t)
+	const half = 40 << 10
+	got := make(chan int, 1)
+	up := newUpstream(t, pki, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// This upstream reads while it answers, as an HTTP/1 server may.
+		_ = http.NewResponseController(w).EnableFullDuplex()
+		if _, err := io.ReadFull(r.Body, make([]byte, half)); err != nil {
+			t.Errorf("upstream: first half: %v", err)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: message_start\ndata: {}\n\n")
+		w.(http.Flusher).Flush()
+		rest, err := io.ReadAll(r.Body)
+		got <- half + len(rest)
+		if err != nil {
+			t.Errorf("upstream: rest of the body: %v", err)
+		}
+		for i := 1; i <= 3; i++ {
+			fmt.Fprintf(w, "event: delta\ndata: {\"n\":%d}\n\n", i)
+			w.(http.Flusher).Flush()
+		}
+		fmt.Fprint(w, "event: message_stop\ndata: {}\n\n")
+	}))
+	e := newTenv(t, up, pki.pool, nil)
+
+	first := make(chan struct{}) // the guest has the first event
+	pr, pw := io.Pipe()
+	streamed := make(chan bool, 1)
+	go func() {
+		pw.Write(make([]byte, half))
+		select {
+		case <-first:
+			streamed <- true
+		case <-time.After(2 * time.Second): // so that a failure is not a hang
+			streamed <- false
+		}
+		pw.Write(make([]byte, half))
+		pw.Close()
+	}()
+	req, _ := http.NewRequest("POST", "https://"+apiHost+"/v1/messages", pr)
+	req.ContentLength = 2 * half
+	req.Header.Set("X-Api-Key", e.placeA)
+	resp, err := e.guestClient(false).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	line, _ := br.ReadString('\n')
+	if line == "event: message_start\n" {
+		close(first)
+	}
+	rest, err := io.ReadAll(br)
+	resp.Body.Close()
+	if !<-streamed {
+		t.Errorf("the guest got no event before the end of its upload: the proxy held the response until it had drained the request body")
+	}
+	if err != nil || !strings.HasSuffix(string(rest), "event: message_stop\ndata: {}\n\n") {
+		t.Errorf("the guest got %q then %q, %v; want the whole stream\n%s", line, rest, err, e.logs)
+	}
+	select {
+	case n := <-got:
+		if n != 2*half {
+			t.Errorf("the upstream got %d bytes of the %d-byte upload", n, 2*half)
+		}
+	case <-time.After(hang):
+		t.Error("the upstream never got the end of the upload")
+	}
+}
+
+// A request whose body never goes upstream (the upstream is down) leaves
+// the guest's connection usable: with full duplex, the handler closes
+// the body itself (else the server drains it after stopping its own
+// background read, and its next read panics: golang/go#68560).
+func TestUnsentBodyKeepsConnection(t *testing.T) {
+	pki := newTestPKI(t)
+	up := newUpstream(t, pki, false, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	e := newTenv(t, up, pki.pool, nil)
+	up.srv.Close() // every dial is refused
+	c := e.guestClient(false)
+	for i := 0; i < 2; i++ {
+		// Longer than BodyPreread: streamed, so unread when the dial fails.
+		req, _ := http.NewRequest("POST", "https://"+apiHost+"/v1/messages", strings.NewReader(strings.Repeat("x", 2*BodyPreread)))
+		req.Header.Set("X-Api-Key", e.placeA)
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatalf("request %d: %v\n%s", i, err, e.logs)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	if strings.Contains(e.logs.String(), "panic") {
+		t.Errorf("the proxy's server panicked:\n%s", e.logs)
+	}
+}
