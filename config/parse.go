@@ -286,16 +286,25 @@ func parseHTTPRule(t *table) (HTTPRule, bool) {
 		}
 	}
 	r.Methods = methods
-	globs, gpaths, _, _ := t.strings("paths", `an array of path globs such as ["/v1/**"]`)
+	var pathsOK bool
+	r.Paths, pathsOK = pathGlobs(t)
+	ok = ok && pathsOK
+	t.done()
+	return r, ok
+}
+
+// pathGlobs reads a table's "paths", each checked; ok is false if one is
+// bad (reported).
+func pathGlobs(t *table) (globs []string, ok bool) {
+	globs, paths, _, _ := t.strings("paths", `an array of path globs such as ["/v1/**"]`)
+	ok = true
 	for i, g := range globs {
 		if msg := checkPathGlob(g); msg != "" {
-			d.bad(gpaths[i], "%s %s", gpaths[i], msg)
+			t.d.bad(paths[i], "%s %s", paths[i], msg)
 			ok = false
 		}
 	}
-	r.Paths = globs
-	t.done()
-	return r, ok
+	return globs, ok
 }
 
 // credentialSources are the keys of which exactly one says where a secret
@@ -410,14 +419,9 @@ func parseCredential(t *table, env *parseEnv) (Credential, bool) {
 		d.problemAt(d.at.keyAt(t.p.key(sources[1])), "%s has both %s and %s: give exactly one source", t.p, sources[0], sources[1])
 		ok = false
 	}
-	globs, gpaths, _, _ := t.strings("paths", `an array of path globs such as ["/v1/**"]`)
-	for i, g := range globs {
-		if msg := checkPathGlob(g); msg != "" {
-			d.bad(gpaths[i], "%s %s", gpaths[i], msg)
-			ok = false
-		}
-	}
-	c.Paths = globs
+	var pathsOK bool
+	c.Paths, pathsOK = pathGlobs(t)
+	ok = ok && pathsOK
 	if s, p, has := t.str("env", `a variable name such as "API_KEY"`); has {
 		if msg := checkVMEnvName(s); msg != "" {
 			d.bad(p, "%s %s", p, msg)

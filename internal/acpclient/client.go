@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -179,10 +180,17 @@ func (c *Client) Requests() []*acp.Message {
 	return append([]*acp.Message(nil), c.requests...)
 }
 
-// Text concatenates the agent_message_chunk texts of a session's updates.
-func (c *Client) Text(session string) string {
-	var b bytes.Buffer
-	for _, m := range c.Updates() {
+// Text concatenates the agent_message_chunk texts of a session's updates,
+// a newline after each.
+func (c *Client) Text(session string) string { return c.chunks(session, 0, "\n") }
+
+// Streamed is the agent's message text of a session as streamed, from the
+// from'th update on (len(Updates()) before a prompt: that prompt's answer).
+func (c *Client) Streamed(session string, from int) string { return c.chunks(session, from, "") }
+
+func (c *Client) chunks(session string, from int, sep string) string {
+	var b strings.Builder
+	for _, m := range c.Updates()[from:] {
 		var u struct {
 			SessionID string `json:"sessionId"`
 			Update    struct {
@@ -194,7 +202,7 @@ func (c *Client) Text(session string) string {
 		}
 		if json.Unmarshal(m.Params, &u) == nil && u.SessionID == session && u.Update.SessionUpdate == "agent_message_chunk" {
 			b.WriteString(u.Update.Content.Text)
-			b.WriteByte('\n')
+			b.WriteString(sep)
 		}
 	}
 	return b.String()

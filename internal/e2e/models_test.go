@@ -137,22 +137,9 @@ func promptModel(t *testing.T, mc modelCase) {
 		StopReason string `json:"stopReason"`
 	}
 	_ = json.Unmarshal(res, &pr)
-	var text strings.Builder
-	for _, u := range c.Updates()[n:] {
-		var p struct {
-			Update struct {
-				SessionUpdate string `json:"sessionUpdate"`
-				Content       struct {
-					Text string `json:"text"`
-				} `json:"content"`
-			} `json:"update"`
-		}
-		if json.Unmarshal(u.Params, &p) == nil && p.Update.SessionUpdate == "agent_message_chunk" {
-			text.WriteString(p.Update.Content.Text)
-		}
-	}
-	if pr.StopReason != "end_turn" || !strings.Contains(text.String(), reply) {
-		t.Errorf("stopReason %q, streamed %q; want end_turn and %q\nstderr:\n%s", pr.StopReason, text.String(), reply, stderr)
+	text := c.Streamed(sn.SessionID, n)
+	if pr.StopReason != "end_turn" || !strings.Contains(text, reply) {
+		t.Errorf("stopReason %q, streamed %q; want end_turn and %q\nstderr:\n%s", pr.StopReason, text, reply, stderr)
 	}
 	if !slices.Contains(api.KeysSeen(), secret) {
 		t.Errorf("the stand-in never got the real key: %q", api.KeysSeen())
@@ -169,8 +156,9 @@ func promptModel(t *testing.T, mc modelCase) {
 // leak it from: the VM's processes' environments, its kernel command line,
 // its /etc, home, /run and /tmp (the agent's own files: codex's auth.json),
 // acp-sandbox's stderr and every file of the sandbox's state dir. keyVar,
-// if set, must hold a placeholder in the VM.
-func assertSecretHidden(t *testing.T, e *vmtest.Env, ws string, stderr *syncWriter, secret, keyVar string) {
+// if set, must hold a placeholder in the VM. It returns what it read in
+// the VM.
+func assertSecretHidden(t *testing.T, e *vmtest.Env, ws string, stderr *syncWriter, secret, keyVar string) string {
 	t.Helper()
 	forms := []string{secret, base64.StdEncoding.EncodeToString([]byte(secret)), url.QueryEscape(secret)}
 	script := `cat /proc/cmdline /proc/*/environ 2>/dev/null; grep -rs . /etc /home/agent /run /tmp 2>/dev/null | head -c 50000000`
@@ -201,4 +189,5 @@ func assertSecretHidden(t *testing.T, e *vmtest.Env, ws string, stderr *syncWrit
 		}
 		return nil
 	})
+	return r.Stdout
 }

@@ -298,13 +298,16 @@ func compileRule(r Rule) (*credential, error) {
 // the decoded path; canonical false if it has "." or ".." segments or an
 // encoded "/", which no path glob covers).
 func (c *credential) appliesTo(segs []string, canonical bool) bool {
-	if c.paths == nil {
-		return true
-	}
+	return len(c.paths) == 0 || matchPaths(c.paths, segs, canonical)
+}
+
+// matchPaths reports whether a path (its segments; canonical as for
+// appliesTo) matches one of globs.
+func matchPaths(globs [][]string, segs []string, canonical bool) bool {
 	if !canonical {
 		return false
 	}
-	for _, g := range c.paths {
+	for _, g := range globs {
 		if globSegments(g, segs) {
 			return true
 		}
@@ -369,18 +372,7 @@ func (h *httpRule) allows(method string, segs []string, canonical bool) bool {
 	if len(h.methods) > 0 && !slices.Contains(h.methods, method) {
 		return false
 	}
-	if len(h.paths) == 0 {
-		return true
-	}
-	if !canonical {
-		return false
-	}
-	for _, g := range h.paths {
-		if globSegments(g, segs) {
-			return true
-		}
-	}
-	return false
+	return len(h.paths) == 0 || matchPaths(h.paths, segs, canonical)
 }
 
 // globSegments matches path segments against glob segments.
