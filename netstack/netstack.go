@@ -40,8 +40,11 @@ const (
 	// DefaultApproveTimeout bounds the wait for a person's answer.
 	DefaultApproveTimeout = 60 * time.Second
 	// PeekTimeout bounds the wait for the first bytes (ClientHello, HTTP
-	// request head) of a flow that must be checked by name.
-	PeekTimeout = 10 * time.Second
+	// request head) of a flow that must be checked by name. Generous: a
+	// guest under software emulation and load was seen taking over 10 s
+	// between its connect and its ClientHello; a silent connection costs
+	// one goroutine until then.
+	PeekTimeout = 30 * time.Second
 	// LookupTimeout bounds one host-side DNS lookup.
 	LookupTimeout = 5 * time.Second
 )
