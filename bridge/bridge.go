@@ -6,7 +6,8 @@
 //     commands rewritten to re-enter acp-sandbox (auth.go)
 //   - session/new|load|resume: cwd and additionalDirectories must be inside
 //     the workspace the VM mounts; MCP servers the VM cannot reach are
-//     removed with a warning the user sees (session.go)
+//     removed with a warning the user sees, an http server's headers are
+//     handed to the host like keys (session.go)
 //   - fs/read_text_file, fs/write_text_file: the path must stay inside the
 //     session's roots after resolving symlinks on the host (fs.go)
 //   - terminal/create: rewritten to `acp-sandbox exec`, so the editor's

@@ -177,3 +177,66 @@ func TestKeysRefused(t *testing.T) {
 		})
 	}
 }
+
+// An http MCP server's headers reach the agent as placeholders; when the
+// host cannot keep them, the server is dropped with a warning instead of
+// its token going into the VM. A stdio server's environment passes (the
+// user gave it to that server) with a warning saying where it goes.
+func TestMCPServerHeaders(t *testing.T) {
+	for _, refuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "kept", true: "refused"}[refuse], func(t *testing.T) {
+			rec := &keysRecorder{}
+			if refuse {
+				rec.fail = errors.New("the gateway gets headers acp-sandbox must add on the way out, which it can do only for https on port 443")
+			}
+			h := newHarness(t, func(o *Options) {
+				o.Keys = rec.keys
+				o.CommandExists = func(context.Context, string) bool { return true }
+			})
+			h.editorSends(`{"jsonrpc":"2.0","id":1,"method":"session/new","params":{"cwd":"` + h.ws + `","mcpServers":[` +
+				`{"type":"http","name":"gh","url":"https://api.example.com/mcp","headers":[{"name":"Authorization","value":"Bearer ` + realKey + `"}]},` +
+				`{"name":"tool","command":"/usr/bin/tool","args":[],"env":[{"name":"TOOL_TOKEN","value":"t"}]}]}}`)
+			got := h.agentGets()
+			if strings.Contains(got, realKey) {
+				t.Fatalf("an MCP server's token reached the agent: %s", got)
+			}
+			var p struct {
+				MCPServers []struct {
+					Name    string    `json:"name"`
+					URL     string    `json:"url"`
+					Headers []nameVal `json:"headers"`
+				} `json:"mcpServers"`
+			}
+			if err := json.Unmarshal(parse(t, got).Params, &p); err != nil {
+				t.Fatal(err)
+			}
+			if refuse {
+				if len(p.MCPServers) != 1 || p.MCPServers[0].Name != "tool" {
+					t.Fatalf("servers passed: %+v", p.MCPServers)
+				}
+			} else {
+				if len(p.MCPServers) != 2 || p.MCPServers[0].URL != "https://api.example.com/mcp" ||
+					len(p.MCPServers[0].Headers) != 1 || p.MCPServers[0].Headers[0] != (nameVal{"Authorization", "acps-ph-authorization"}) {
+					t.Fatalf("servers passed: %+v", p.MCPServers)
+				}
+				rec.mu.Lock()
+				if len(rec.got) != 1 || rec.got[0].Headers["Authorization"] != "Bearer "+realKey || rec.got[0].BaseURL != "https://api.example.com/mcp" {
+					t.Errorf("handed over: %v", rec.got)
+				}
+				rec.mu.Unlock()
+			}
+			h.agentSends(`{"jsonrpc":"2.0","id":1,"result":{"sessionId":"s1"}}`)
+			h.editorGets() // the answer
+			warns := h.editorGets()
+			if refuse {
+				warns += h.editorGets()
+				if !strings.Contains(warns, `MCP server \"gh\" was removed`) {
+					t.Errorf("no warning for the dropped server: %s", warns)
+				}
+			}
+			if !strings.Contains(warns, "TOOL_TOKEN") || strings.Contains(warns, realKey) {
+				t.Errorf("warnings: %s", warns)
+			}
+		})
+	}
+}

@@ -19,16 +19,26 @@ type sessionParams struct {
 }
 
 type mcpServer struct {
-	Type    string `json:"type"`
-	Name    string `json:"name"`
-	Command string `json:"command"`
-	URL     string `json:"url"`
+	Type    string    `json:"type"`
+	Name    string    `json:"name"`
+	Command string    `json:"command"`
+	URL     string    `json:"url"`
+	Headers []nameVal `json:"headers"` // http, sse
+	Env     []nameVal `json:"env"`     // stdio
+}
+
+type nameVal struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
 }
 
 // checkSession vets session/new|load|resume: every root must be inside the
 // mounted workspace, and MCP servers the VM cannot reach are dropped with a
 // warning (a stdio server runs in the VM, so its command must exist there;
-// an http server on host loopback is not reachable from the VM).
+// an http server on host loopback is not reachable from the VM). An http
+// server's headers (its token, typically) are handed to the host like an
+// authenticate key (keys.go): the agent gets placeholders, and the server
+// is dropped, with a warning, when they cannot be kept out of the VM.
 func (b *bridge) checkSession(ctx context.Context, m *acp.Message, req *editorRequest) ([]byte, error) {
 	var p sessionParams
 	if err := acp.UnmarshalStrict(m.Params, &p); err != nil {
@@ -49,21 +59,34 @@ func (b *bridge) checkSession(ctx context.Context, m *acp.Message, req *editorRe
 	req.roots = roots
 
 	kept := make([]json.RawMessage, 0, len(p.MCPServers))
+	changed := false
 	for _, raw := range p.MCPServers {
 		var s mcpServer
 		if err := json.Unmarshal(raw, &s); err != nil {
 			req.warnings = append(req.warnings, "an MCP server entry could not be read and was removed")
 			continue
 		}
-		if why := b.mcpUnreachable(ctx, s); why != "" {
+		why := b.mcpUnreachable(ctx, s)
+		if why == "" && len(s.Headers) > 0 && (s.Type == "http" || s.Type == "sse") {
+			var out json.RawMessage
+			if out, why = b.mcpHeaders(ctx, m.Method, raw, s); why == "" {
+				raw, changed = out, true
+			}
+		}
+		if why != "" {
 			w := fmt.Sprintf("MCP server %q was removed: %s", s.Name, why)
 			req.warnings = append(req.warnings, w)
 			b.log.Warn(w)
 			continue
 		}
+		if len(s.Env) > 0 {
+			// Its environment is the user's to give; say where it goes.
+			req.warnings = append(req.warnings, fmt.Sprintf("MCP server %q runs inside the sandbox VM with the environment your editor gives it (%s), which the agent can read there; keep a token out of the VM with a [[credentials]] rule for the host it is for instead",
+				s.Name, envNames(s.Env)))
+		}
 		kept = append(kept, raw)
 	}
-	if len(kept) == len(p.MCPServers) {
+	if len(kept) == len(p.MCPServers) && !changed {
 		return m.Raw, nil
 	}
 	return rewriteParams(m, func(obj map[string]json.RawMessage) error {
@@ -101,4 +124,40 @@ func isLoopbackHost(h string) bool {
 	}
 	ip := net.ParseIP(h)
 	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
+}
+
+// mcpHeaders hands an http MCP server's headers to the host (Options.Keys)
+// and returns the entry with placeholders in their place, or why not.
+func (b *bridge) mcpHeaders(ctx context.Context, method string, raw json.RawMessage, s mcpServer) (json.RawMessage, string) {
+	hdrs := map[string]string{}
+	for _, h := range s.Headers {
+		hdrs[h.Name] = h.Value
+	}
+	got, err := b.handOver(ctx, Secrets{Method: method + " (MCP server " + s.Name + ")", BaseURL: s.URL, Headers: hdrs})
+	if err != nil {
+		return nil, "its headers would reach the sandbox VM as they are: " + err.Error()
+	}
+	entry := map[string]json.RawMessage{}
+	if err := json.Unmarshal(raw, &entry); err != nil {
+		return nil, "its entry could not be read"
+	}
+	out := make([]nameVal, len(s.Headers))
+	for i, h := range s.Headers {
+		out[i] = nameVal{Name: h.Name, Value: got.Headers[h.Name]}
+	}
+	entry["headers"], _ = json.Marshal(out)
+	entry["url"], _ = json.Marshal(got.BaseURL)
+	b2, err := json.Marshal(entry)
+	if err != nil {
+		return nil, "its entry could not be rewritten"
+	}
+	return b2, ""
+}
+
+func envNames(env []nameVal) string {
+	names := make([]string, len(env))
+	for i, e := range env {
+		names[i] = e.Name
+	}
+	return strings.Join(names, ", ")
 }
