@@ -19,7 +19,6 @@ import (
 	"github.com/acp-sandbox/acp-sandbox/internal/standin"
 	"github.com/acp-sandbox/acp-sandbox/internal/vmtest"
 	"github.com/acp-sandbox/acp-sandbox/netstack/mitm"
-	"github.com/acp-sandbox/acp-sandbox/sandbox"
 )
 
 // The real Claude agent in the VM answers a prompt from a loopback
@@ -51,22 +50,7 @@ func claudePrompt(t *testing.T, gateway bool) {
 	defer api.Close()
 
 	e := vmtest.NewEnv(t)
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "api-ca.pem")
-	if err := os.WriteFile(caFile, api.CAPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tn := sandbox.TestNet{
-		Hosts:      map[string][]string{"api.anthropic.com": {"203.0.113.50"}, gwHost: {"203.0.113.51"}},
-		Routes:     map[string]string{"203.0.113.50:443": api.Addr(), "203.0.113.51:443": api.Addr()},
-		UpstreamCA: caFile,
-	}
-	b, _ := json.Marshal(tn)
-	netFile := filepath.Join(dir, "net.json")
-	if err := os.WriteFile(netFile, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.Vars = append(e.Vars, sandbox.TestNetEnv+"="+netFile)
+	useStandin(t, e, api, "api.anthropic.com", gwHost)
 	if !gateway {
 		// The key is in the environment of the acp-sandbox the editor
 		// starts, as it would be in a user's.

@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -77,22 +78,7 @@ func promptModel(t *testing.T, mc modelCase) {
 	defer api.Close()
 
 	e := vmtest.NewEnv(t)
-	dir := t.TempDir()
-	caFile := filepath.Join(dir, "api-ca.pem")
-	if err := os.WriteFile(caFile, api.CAPEM(), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	tn := sandbox.TestNet{
-		Hosts:      map[string][]string{mc.host: {"203.0.113.60"}},
-		Routes:     map[string]string{"203.0.113.60:443": api.Addr()},
-		UpstreamCA: caFile,
-	}
-	b, _ := json.Marshal(tn)
-	netFile := filepath.Join(dir, "net.json")
-	if err := os.WriteFile(netFile, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	e.Vars = append(e.Vars, sandbox.TestNetEnv+"="+netFile)
+	useStandin(t, e, api, mc.host)
 	if mc.hostEnv != nil {
 		e.Vars = append(e.Vars, mc.hostEnv(secret)...)
 	}
@@ -150,6 +136,30 @@ func promptModel(t *testing.T, mc modelCase) {
 		}
 	}
 	assertSecretHidden(t, e, ws, stderr, secret, mc.keyVar)
+}
+
+// useStandin makes names resolve, in the VM started from e, to test
+// addresses the network stack's test dialer routes to the stand-in, and
+// makes the interceptor trust the stand-in's CA upstream (test builds
+// only: sandbox.TestNet).
+func useStandin(t *testing.T, e *vmtest.Env, api *standin.Server, names ...string) {
+	t.Helper()
+	dir := t.TempDir()
+	tn := sandbox.TestNet{Hosts: map[string][]string{}, Routes: map[string]string{}, UpstreamCA: filepath.Join(dir, "api-ca.pem")}
+	if err := os.WriteFile(tn.UpstreamCA, api.CAPEM(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range names {
+		ip := fmt.Sprintf("203.0.113.%d", 50+i)
+		tn.Hosts[name] = []string{ip}
+		tn.Routes[ip+":443"] = api.Addr()
+	}
+	b, _ := json.Marshal(tn)
+	netFile := filepath.Join(dir, "net.json")
+	if err := os.WriteFile(netFile, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	e.Vars = append(e.Vars, sandbox.TestNetEnv+"="+netFile)
 }
 
 // assertSecretHidden checks that secret is nowhere the agent or we could
