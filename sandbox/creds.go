@@ -41,7 +41,7 @@ type creds struct {
 	ic      *mitm.Interceptor
 	ph      *placeholders
 	env     []string        // placeholder and trust variables for the VM, fixed at boot
-	bootEnv map[string]bool // the placeholder variables the VM got at boot
+	bootEnv map[string]bool // the placeholder variables the VM got at boot (or was told it lacks)
 	files   []control.File  // trust files for the VM's /etc
 	key     string          // the configuration's credential rules last applied, to spot a change
 	active  []string        // rule names, sources and hosts, for people; guarded by supervisor.mu
@@ -135,17 +135,15 @@ func (s *supervisor) setupCreds() (*creds, error) {
 		return nil, err
 	}
 	c := &creds{ca: ca, ph: ph, bootEnv: map[string]bool{}}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rules, httpRules, active := s.credRulesLocked(c)
-	opt := mitm.Options{CA: ca, Rules: rules, HTTPRules: httpRules, Bypass: s.cfg.Network.Bypass, Audit: s.audit.recordHTTPS, Logger: s.log}
+	opt := mitm.Options{CA: ca, Audit: s.audit.recordHTTPS, Logger: s.log}
 	if testMITMHooks != nil {
 		testMITMHooks(&opt)
 	}
 	if c.ic, err = mitm.New(opt); err != nil {
 		return nil, fmt.Errorf("credentials: %w", err)
 	}
-	c.active, c.key = active, credsKey(s.cfg)
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, cr := range credentialRules(s.cfg) {
 		if cr.Env != "" && available(cr) && !c.bootEnv[cr.Env] {
 			c.bootEnv[cr.Env] = true
@@ -154,6 +152,10 @@ func (s *supervisor) setupCreds() (*creds, error) {
 	}
 	if err := ph.save(); err != nil {
 		return nil, err
+	}
+	// The rules: the same path as every later change takes.
+	if err := s.applyCredsTo(c); err != nil {
+		return nil, fmt.Errorf("credentials: %w", err)
 	}
 
 	// Every TLS client in the VM trusts the sandbox CA: the system bundle
@@ -226,10 +228,13 @@ func (s *supervisor) credRulesLocked(c *creds) (rules []mitm.Rule, httpRules []m
 // applyCredsLocked gives the interceptor the rules now in force. Caller
 // holds s.mu.
 func (s *supervisor) applyCredsLocked() error {
-	c := s.creds
-	if c == nil {
+	if s.creds == nil {
 		return nil
 	}
+	return s.applyCredsTo(s.creds)
+}
+
+func (s *supervisor) applyCredsTo(c *creds) error {
 	rules, httpRules, active := s.credRulesLocked(c)
 	if err := c.ic.SetRules(rules, httpRules, s.cfg.Network.Bypass); err != nil {
 		return err
@@ -240,6 +245,7 @@ func (s *supervisor) applyCredsLocked() error {
 	c.active, c.key = active, credsKey(s.cfg)
 	for _, cr := range credentialRules(s.cfg) {
 		if cr.Env != "" && available(cr) && !c.bootEnv[cr.Env] {
+			c.bootEnv[cr.Env] = true // said once
 			s.log.Warn("a new credential's variable reaches the VM only after a restart (`acp-sandbox stop`); its host is injected already",
 				"rule", ruleName(cr), "env", cr.Env)
 		}
@@ -294,7 +300,11 @@ func (p *placeholders) save() error {
 	if err != nil {
 		return err
 	}
-	return atomicfile.Write(p.path, b, 0o600)
+	if err := atomicfile.Write(p.path, b, 0o600); err != nil {
+		return err
+	}
+	p.dirty = false
+	return nil
 }
 
 // CredentialReport says, for each credential rule the configuration and

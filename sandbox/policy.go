@@ -14,12 +14,14 @@ import (
 	"github.com/acp-sandbox/acp-sandbox/vmm"
 )
 
-// The sandbox's rules come from two places: the workspace's effective
+// The sandbox's rules come from three places: the workspace's effective
 // configuration (built-in defaults, the user's config.toml, the approved
 // sandbox.toml, "allow always" answers; package config), which the
-// supervisor loads itself and reloads when it changes, and the extra rules
+// supervisor loads itself and reloads when it changes; the extra rules
 // clients give (--allow/--deny, an agent preset's hosts), which replace
-// each other. The VM runs with their union; deny beats allow.
+// each other; and the gateways connected editors named over ACP
+// (acpcreds.go), which last as long as their editor. The VM runs with
+// their union; deny beats allow.
 
 // policyPoll is how often the supervisor looks at sandbox.toml and the
 // approvals. The file is the host's own (the VM writes it over 9p), so
@@ -47,12 +49,13 @@ func configError(err error) error {
 	return err
 }
 
-// union is the rules in force: the configuration's and the clients'.
-func union(c config.Network, extra Network) Network {
-	n := Network{
-		Allow:     slices.Concat(c.Allow, extra.Allow),
-		Deny:      slices.Concat(c.Deny, extra.Deny),
-		HostPorts: slices.Concat(c.HostPorts, extra.HostPorts),
+// union is the rules in force: the configuration's and the extras.
+func union(c config.Network, extras ...Network) Network {
+	n := Network{Allow: c.Allow, Deny: c.Deny, HostPorts: slices.Clone(c.HostPorts)} // sorted below: not the config's
+	for _, x := range extras {
+		n.Allow = slices.Concat(n.Allow, x.Allow)
+		n.Deny = slices.Concat(n.Deny, x.Deny)
+		n.HostPorts = slices.Concat(n.HostPorts, x.HostPorts)
 	}
 	for _, l := range []*[]string{&n.Allow, &n.Deny} {
 		*l = dedup(*l)
@@ -77,12 +80,7 @@ func dedup(s []string) []string {
 // applyRules recomputes the rules in force and hands them to the stack.
 // Caller holds s.mu.
 func (s *supervisor) applyRulesLocked() error {
-	extra := s.opt.Network
-	if acp := s.acpNetworkLocked(); len(acp.Allow)+len(acp.HostPorts) > 0 {
-		extra = Network{Allow: slices.Concat(extra.Allow, acp.Allow), Deny: extra.Deny,
-			HostPorts: slices.Concat(extra.HostPorts, acp.HostPorts)}
-	}
-	n := union(s.cfg.Network, extra)
+	n := union(s.cfg.Network, s.opt.Network, s.acpNetworkLocked())
 	if s.applied && n.Equal(s.eff) {
 		return nil // nothing changed: leave the stack's rules alone
 	}
