@@ -4,11 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/url"
 	"strings"
 
 	"github.com/acp-sandbox/acp-sandbox/acp"
+	"github.com/acp-sandbox/acp-sandbox/netstack/policy"
 )
 
 type sessionParams struct {
@@ -111,19 +111,11 @@ func (b *bridge) mcpUnreachable(ctx context.Context, s mcpServer) string {
 		if err != nil {
 			return "its URL does not parse"
 		}
-		if isLoopbackHost(u.Hostname()) {
+		if policy.ThisMachine(u.Hostname()) {
 			return fmt.Sprintf("%s is on the host's loopback, which the sandbox VM cannot reach", s.URL)
 		}
 	}
 	return ""
-}
-
-func isLoopbackHost(h string) bool {
-	if strings.EqualFold(h, "localhost") || strings.HasSuffix(strings.ToLower(h), ".localhost") {
-		return true
-	}
-	ip := net.ParseIP(h)
-	return ip != nil && (ip.IsLoopback() || ip.IsUnspecified())
 }
 
 // mcpHeaders hands an http MCP server's headers to the host (Options.Keys)

@@ -238,7 +238,7 @@ func (s *supervisor) takeGatewayLocked(sess *acpSession, c Capture) (baseURL str
 			return "", nil, nil, fmt.Errorf("%s: baseUrl %q: bad port", c.Method, c.BaseURL)
 		}
 	}
-	if isLoopback(host) {
+	if policy.ThisMachine(host) {
 		// The VM's own loopback is not the host's: the host's ports are
 		// reached by name, one port at a time.
 		if len(c.Headers) > 0 {
@@ -311,12 +311,4 @@ func hostCovers(pattern, host string) bool {
 		return false
 	}
 	return (&policy.Policy{Allow: []policy.Pattern{p}}).AllowName(host, 443).Allow
-}
-
-func isLoopback(host string) bool {
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(strings.Trim(host, "[]"))
-	return err == nil && a.IsLoopback()
 }

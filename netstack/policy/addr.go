@@ -1,6 +1,9 @@
 package policy
 
-import "net/netip"
+import (
+	"net/netip"
+	"strings"
+)
 
 // class is a range of addresses the sandbox never reaches unless an allow
 // pattern inside the range names them.
@@ -91,4 +94,17 @@ func (c class) rule(ip netip.Addr) string {
 		s += " (" + c.detail + ")"
 	}
 	return s
+}
+
+// ThisMachine reports whether host (a URL's host name or address, without
+// a port) names the machine it is used on: "localhost" and its
+// subdomains, loopback and unspecified addresses. Seen from the sandbox
+// VM, such a name is the VM itself, never the host.
+func ThisMachine(host string) bool {
+	h := strings.ToLower(strings.TrimSuffix(host, "."))
+	if h == "localhost" || strings.HasSuffix(h, ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(strings.Trim(h, "[]"))
+	return err == nil && (a.IsLoopback() || a.IsUnspecified())
 }

@@ -148,3 +148,15 @@ func TestPatternZeroValue(t *testing.T) {
 		t.Errorf("zero Pattern = %q, matches example.com: %v", p.String(), p.matchName("example.com"))
 	}
 }
+
+func TestThisMachine(t *testing.T) {
+	for h, want := range map[string]bool{
+		"localhost": true, "LocalHost.": true, "api.localhost": true, "127.0.0.1": true, "127.1.2.3": true,
+		"::1": true, "[::1]": true, "0.0.0.0": true, "::": true,
+		"example.com": false, "localhost.example.com": false, "10.0.0.1": false, "203.0.113.5": false, "": false,
+	} {
+		if got := ThisMachine(h); got != want {
+			t.Errorf("ThisMachine(%q) = %v, want %v", h, got, want)
+		}
+	}
+}
