@@ -79,10 +79,10 @@ type Interceptor struct {
 	log   *slog.Logger
 	bufs  bufferPool
 
-	// retired are credentials of replaced rule sets whose secret was
-	// resolved: logs keep masking them (bounded, newest last).
-	retiredMu sync.Mutex
-	retired   []*credential
+	// masks are the secrets resolved so far, of any rule set: logs and
+	// audit reasons mask them (bounded, oldest dropped first).
+	maskMu sync.Mutex
+	masks  []sealed
 }
 
 // ruleSet is the rules in force at one time.
@@ -92,8 +92,8 @@ type ruleSet struct {
 	bypass *policy.Policy // nil: none
 }
 
-// maxRetired bounds the replaced credentials kept for masking logs.
-const maxRetired = 64
+// maxMasks bounds the secrets kept for masking logs.
+const maxMasks = 256
 
 // New checks the options and builds an Interceptor. Every bad rule is
 // reported.
@@ -117,11 +117,35 @@ func New(opts Options) (*Interceptor, error) {
 	ic.log = slog.New(&redactHandler{h: base.Handler(), redact: ic.redact})
 
 	set, errs := compileRules(opts.Rules, opts.HTTPRules, opts.Bypass)
+	ic.adopt(set)
 	ic.rules.Store(set)
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("mitm: %w", err)
 	}
 	return ic, nil
+}
+
+// adopt makes set's secrets, once resolved, masked in this interceptor's
+// logs.
+func (ic *Interceptor) adopt(set *ruleSet) {
+	for _, c := range set.creds {
+		c.secret.onResolve = ic.remember
+	}
+}
+
+// remember masks v in logs from now on.
+func (ic *Interceptor) remember(v sealed) {
+	ic.maskMu.Lock()
+	defer ic.maskMu.Unlock()
+	if slices.ContainsFunc(ic.masks, func(m sealed) bool { return m() == v() }) {
+		return
+	}
+	// Copy on write: redact reads the slice without the lock.
+	masks := append(slices.Clip(ic.masks), v)
+	if n := len(masks) - maxMasks; n > 0 {
+		masks = slices.Clone(masks[n:])
+	}
+	ic.masks = masks
 }
 
 // compileRules checks and compiles a rule set; every bad rule is reported.
@@ -181,17 +205,8 @@ func (ic *Interceptor) SetRules(rules []Rule, httpRules []HTTPRule, bypass []str
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("mitm: %w", err)
 	}
-	old := ic.rules.Swap(set)
-	ic.retiredMu.Lock()
-	for _, c := range old.creds {
-		if _, ok := c.secret.known(); ok {
-			ic.retired = append(ic.retired, c)
-		}
-	}
-	if n := len(ic.retired) - maxRetired; n > 0 {
-		ic.retired = slices.Delete(ic.retired, 0, n)
-	}
-	ic.retiredMu.Unlock()
+	ic.adopt(set)
+	ic.rules.Store(set)
 	return nil
 }
 
@@ -361,17 +376,14 @@ func (ic *Interceptor) upstream(name string, dial func(context.Context) (net.Con
 
 // redact masks every secret resolved so far in s.
 func (ic *Interceptor) redact(s string) string {
-	mask := func(creds []*credential) {
-		for _, c := range creds {
-			if v, ok := c.secret.known(); ok && strings.Contains(s, v) {
-				s = strings.ReplaceAll(s, v, redacted)
-			}
+	ic.maskMu.Lock()
+	masks := ic.masks
+	ic.maskMu.Unlock()
+	for _, m := range masks {
+		if v := m(); strings.Contains(s, v) {
+			s = strings.ReplaceAll(s, v, redacted)
 		}
 	}
-	mask(ic.rules.Load().creds)
-	ic.retiredMu.Lock()
-	mask(ic.retired)
-	ic.retiredMu.Unlock()
 	return s
 }
 

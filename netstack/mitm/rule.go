@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/acp-sandbox/acp-sandbox/netstack/policy"
 )
@@ -153,8 +154,11 @@ const redacted = "[redacted]"
 // closure, which reflection shows as an address only.
 type secret struct {
 	get func(context.Context) (string, error)
-	mu  sync.Mutex
-	val sealed // nil until resolved
+	// onResolve is told the value once it is known (the interceptor masks
+	// it in logs from then on, whatever becomes of the rule).
+	onResolve func(sealed)
+	mu        sync.Mutex // one resolver at a time; readers of val never wait
+	val       atomic.Pointer[sealed]
 }
 
 // sealed holds a string out of reach of fmt and reflection.
@@ -162,12 +166,16 @@ type sealed func() string
 
 func seal(s string) sealed { return func() string { return s } }
 
-// value resolves the secret once. Concurrent callers wait for the first.
+// value resolves the secret once. Concurrent callers wait for the first;
+// known never waits (a slow `gh auth token` must not hold up logging).
 func (s *secret) value(ctx context.Context) (string, error) {
+	if v, ok := s.known(); ok {
+		return v, nil
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.val != nil {
-		return s.val(), nil
+	if v, ok := s.known(); ok {
+		return v, nil
 	}
 	v, err := s.get(ctx)
 	if err != nil {
@@ -179,18 +187,20 @@ func (s *secret) value(ctx context.Context) (string, error) {
 	if !validHeaderValue(v) {
 		return "", errors.New("the secret holds characters that cannot go in an HTTP header")
 	}
-	s.val = seal(v)
+	sv := seal(v)
+	if s.onResolve != nil {
+		s.onResolve(sv)
+	}
+	s.val.Store(&sv)
 	return v, nil
 }
 
 // known returns the secret if it has been resolved.
 func (s *secret) known() (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.val == nil {
-		return "", false
+	if p := s.val.Load(); p != nil {
+		return (*p)(), true
 	}
-	return s.val(), true
+	return "", false
 }
 
 func (s *secret) String() string                { return redacted }

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 	"testing"
 	"testing/iotest"
 )
@@ -259,5 +260,45 @@ func TestReadahead(t *testing.T) {
 	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A secret resolved by a flow that started before its rule was replaced
+// is masked all the same, and a slow resolution holds up neither the
+// masking nor a look at whether the secret is known.
+func TestMaskingOutlivesRulesAndWaitsForNothing(t *testing.T) {
+	ca, err := LoadOrCreateCA(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	ic, err := New(Options{CA: ca, Rules: []Rule{{Name: "slow", Host: "api.example.com", Header: "x-api-key",
+		Secret: func(context.Context) (string, error) { <-release; return "sk-SLOW-0123456789", nil }}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := ic.rules.Load().creds[0] // what a flow in progress holds
+	if err := ic.SetRules(nil, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := old.secret.value(context.Background()); done <- err }()
+	quick := make(chan struct{})
+	go func() {
+		old.secret.known()
+		ic.redact("nothing to mask")
+		close(quick)
+	}()
+	select {
+	case <-quick:
+	case <-time.After(5 * time.Second):
+		t.Fatal("known/redact wait for a secret being resolved")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if got := ic.redact("upstream said sk-SLOW-0123456789"); strings.Contains(got, "sk-SLOW") {
+		t.Errorf("a secret resolved after its rule was replaced is not masked: %q", got)
 	}
 }
