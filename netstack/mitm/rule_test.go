@@ -8,9 +8,9 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
-	"time"
 	"testing"
 	"testing/iotest"
+	"time"
 )
 
 // Printing anything that holds a secret shows [redacted], with every verb
