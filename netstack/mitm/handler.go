@@ -64,7 +64,7 @@ func (ic *Interceptor) newHandler(p *flowPlan, up http.RoundTripper) *handler {
 		ErrorHandler:   h.proxyError,
 		// A body copy that fails midway (the response is then cut) is
 		// logged here, masked like every log line.
-		ErrorLog: slog.NewLogLogger(ic.log.Handler(), slog.LevelWarn),
+		ErrorLog: ic.proxyLog,
 	}
 	return h
 }
@@ -114,8 +114,8 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 2. HTTP rules.
+	segs, canonical := pathSegments(r.URL) // for them and for credentials' paths
 	if len(p.http) > 0 {
-		segs, canonical := pathSegments(r.URL)
 		for _, hr := range p.http {
 			if hr.allows(r.Method, segs, canonical) {
 				st.allowed = httpRuleLabel(hr.src.Host)
@@ -159,7 +159,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	// 4. This host's credentials.
-	if c, err := h.apply(r, st); err != nil {
+	if c, err := h.apply(r, st, segs, canonical); err != nil {
 		h.ic.log.Error("cannot read credential", "credential", c.name, "host", p.name, "err", err)
 		st.ev.Verdict, st.ev.Rule = VerdictError, c.label()
 		h.answer(w, st, http.StatusBadGateway, fmt.Sprintf(
@@ -177,8 +177,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // apply puts this host's secrets in: placeholders replaced, then each
 // rule's header set. On error it names the rule whose secret failed.
-func (h *handler) apply(r *http.Request, st *reqState) (*credential, error) {
-	segs, canonical := pathSegments(r.URL)
+func (h *handler) apply(r *http.Request, st *reqState, segs []string, canonical bool) (*credential, error) {
 	for _, c := range h.p.own {
 		if !c.appliesTo(segs, canonical) {
 			continue

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -78,6 +79,8 @@ type Interceptor struct {
 	audit func(Event)
 	log   *slog.Logger
 	bufs  bufferPool
+	// The net/http loggers of every flow's server and reverse proxy.
+	serverLog, proxyLog *log.Logger
 
 	// masks are the secrets resolved so far, of any rule set: logs and
 	// audit reasons mask them (bounded, oldest dropped first).
@@ -115,6 +118,8 @@ func New(opts Options) (*Interceptor, error) {
 		base = slog.New(slog.DiscardHandler)
 	}
 	ic.log = slog.New(&redactHandler{h: base.Handler(), redact: ic.redact})
+	ic.serverLog = slog.NewLogLogger(ic.log.Handler(), slog.LevelDebug)
+	ic.proxyLog = slog.NewLogLogger(ic.log.Handler(), slog.LevelWarn)
 
 	set, errs := compileRules(opts.Rules, opts.HTTPRules, opts.Bypass)
 	ic.adopt(set)
@@ -322,7 +327,7 @@ func (ic *Interceptor) serve(ctx context.Context, p *flowPlan, guest net.Conn, d
 		Handler:           h,
 		ReadHeaderTimeout: ReadHeaderTimeout,
 		IdleTimeout:       IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(ic.log.Handler(), slog.LevelDebug),
+		ErrorLog:          ic.serverLog,
 		ConnState: func(_ net.Conn, s http.ConnState) {
 			if s == http.StateClosed || s == http.StateHijacked {
 				_ = ln.Close()
