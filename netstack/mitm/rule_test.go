@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -251,15 +252,23 @@ func TestReadahead(t *testing.T) {
 		t.Fatalf("one byte at a time: %d bytes, %v", len(got), err)
 	}
 	// Closed early: the goroutine blocked on a full queue or a read ends.
+	before := runtime.NumGoroutine()
 	pr, pw := io.Pipe()
 	r := newReadahead(pr, &pool)
-	go pw.Write(content)
+	go pw.Write(content) // ends when the pipe's reader is closed
 	buf := make([]byte, 10)
 	if _, err := r.Read(buf); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
+	}
+	deadline := time.Now().Add(hang)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			t.Fatalf("goroutines still running after Close: %d, were %d", runtime.NumGoroutine(), before)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
