@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/acp-sandbox/acp-sandbox/internal/atomicfile"
+	"github.com/acp-sandbox/acp-sandbox/netstack/sniff"
 )
 
 // Files of a CA directory.
@@ -213,7 +214,7 @@ func (ca *CA) GoString() string { return ca.String() }
 // DNS host name (no wildcard, no IP address).
 func (ca *CA) Leaf(name string) (*tls.Certificate, error) {
 	name = strings.TrimSuffix(strings.ToLower(name), ".")
-	if !validHostName(name) {
+	if !sniff.ValidHostname(name) {
 		return nil, fmt.Errorf("mitm: cannot mint a certificate for %q: not a DNS host name", name)
 	}
 	return ca.leaves.get(name)
@@ -248,35 +249,6 @@ func (ca *CA) mint(name string) (*tls.Certificate, error) {
 		return nil, fmt.Errorf("mitm: cannot parse certificate for %s: %w", name, err)
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
-}
-
-// validHostName: lower-case labels of letters, digits, '-' and '_', the
-// last not a number (no IPv4 literal in any inet_aton form). What sniff
-// accepts as an SNI.
-func validHostName(n string) bool {
-	if len(n) == 0 || len(n) > 253 {
-		return false
-	}
-	labels := strings.Split(n, ".")
-	for _, l := range labels {
-		if l == "" || len(l) > 63 {
-			return false
-		}
-		for i := 0; i < len(l); i++ {
-			c := l[i]
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	last := labels[len(labels)-1]
-	if strings.Trim(last, "0123456789") == "" {
-		return false
-	}
-	if hex, ok := strings.CutPrefix(last, "0x"); ok && strings.Trim(hex, "0123456789abcdef") == "" {
-		return false
-	}
-	return true
 }
 
 // leafCache is a bounded LRU of leaves in which each name is minted at

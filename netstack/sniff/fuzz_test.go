@@ -135,7 +135,7 @@ func FuzzClientHelloSNI(f *testing.F) {
 			}
 			return
 		}
-		if sni != info.SNI || !validHostname(info.SNI) || strings.ToLower(info.SNI) != info.SNI {
+		if sni != info.SNI || !ValidHostname(info.SNI) || strings.ToLower(info.SNI) != info.SNI {
 			t.Fatalf("bad SNI %q", info.SNI)
 		}
 		if info.Len < 5 || info.Len > len(data) {

@@ -27,10 +27,11 @@ func normalizeName(s string) (string, bool) {
 	return string(b), true
 }
 
-// validHostname reports whether s (already normalised) is a DNS hostname:
+// ValidHostname reports whether s (already normalised: lower case, no
+// trailing dot) is a DNS hostname:
 // 1..253 bytes, dot-separated labels of 1..63 bytes from [a-z0-9_-], and not
 // ending in a number (so no IPv4 literal in any of its inet_aton forms).
-func validHostname(s string) bool {
+func ValidHostname(s string) bool {
 	if len(s) == 0 || len(s) > maxHostnameLen {
 		return false
 	}
@@ -129,7 +130,7 @@ func parseHostPort(s string) (host, port string, err error) {
 				return "", "", errBadHost
 			}
 			n = a.String()
-		} else if !validHostname(n) {
+		} else if !ValidHostname(n) {
 			return "", "", errBadHost
 		}
 		host = n

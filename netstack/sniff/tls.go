@@ -75,7 +75,7 @@ func ParseClientHello(data []byte) (*ClientHelloInfo, error) {
 		return info, ErrNoSNI
 	}
 	name, ok := normalizeName(raw)
-	if !ok || !validHostname(name) {
+	if !ok || !ValidHostname(name) {
 		if len(raw) > 64 {
 			raw = raw[:64] + "..."
 		}

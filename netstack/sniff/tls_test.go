@@ -138,7 +138,7 @@ func TestCorruptBytes(t *testing.T) {
 			for _, v := range []byte{m[i], 0x00, 0xff} {
 				m[i] = v
 				info, err := ParseClientHello(m)
-				if err == nil && !validHostname(info.SNI) {
+				if err == nil && !ValidHostname(info.SNI) {
 					t.Fatalf("byte %d=%#x: invalid SNI %q accepted", i, v, info.SNI)
 				}
 				if err != nil && info != nil && info.SNI != "" {
