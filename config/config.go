@@ -102,7 +102,7 @@ type HTTPRule struct {
 	// Methods are upper-case HTTP methods. nil: any method.
 	Methods []string
 	// Paths are path globs: "*" matches one segment, "**" any number of
-	// segments (zero included). nil: any path. See [MatchPath].
+	// segments (zero included). nil: any path. netstack/mitm matches them.
 	Paths []string
 }
 

@@ -218,39 +218,6 @@ func checkPathGlob(g string) string {
 	return ""
 }
 
-// MatchPath reports whether an HTTP request path (without the query)
-// matches a glob of [HTTPRule.Paths]: "*" is exactly one segment, "**" any
-// number of segments, none included ("/v1/**" matches "/v1" and
-// "/v1/a/b"). The enforcement to come calls it; globs are checked when the
-// file is loaded.
-func MatchPath(glob, reqPath string) bool {
-	return matchSegs(strings.Split(strings.TrimPrefix(glob, "/"), "/"), strings.Split(strings.TrimPrefix(reqPath, "/"), "/"))
-}
-
-func matchSegs(g, p []string) bool {
-	for len(g) > 0 {
-		switch g[0] {
-		case "**":
-			for i := 0; i <= len(p); i++ {
-				if matchSegs(g[1:], p[i:]) {
-					return true
-				}
-			}
-			return false
-		case "*":
-			if len(p) == 0 || p[0] == "" {
-				return false
-			}
-		default:
-			if len(p) == 0 || p[0] != g[0] {
-				return false
-			}
-		}
-		g, p = g[1:], p[1:]
-	}
-	return len(p) == 0
-}
-
 // checkFormat: a header value template with one "{}".
 func checkFormat(f string) string {
 	switch n := strings.Count(f, "{}"); {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"regexp"
 	"runtime"
 	"strings"
@@ -309,5 +310,40 @@ func TestMaskingOutlivesRulesAndWaitsForNothing(t *testing.T) {
 	}
 	if got := ic.redact("upstream said sk-SLOW-0123456789"); strings.Contains(got, "sk-SLOW") {
 		t.Errorf("a secret resolved after its rule was replaced is not masked: %q", got)
+	}
+}
+
+// The path globs of [[network.http]] and [[credentials]] paths: "*" is
+// one segment, "**" any number, none included.
+func TestPathGlobs(t *testing.T) {
+	for _, tc := range []struct {
+		glob, path string
+		want       bool
+	}{
+		{"/v1/messages", "/v1/messages", true},
+		{"/v1/messages", "/v1/messages/x", false},
+		{"/v1/*", "/v1/messages", true},
+		{"/v1/*", "/v1", false},
+		{"/v1/*", "/v1/a/b", false},
+		{"/api/*/settings", "/api/claude_code/settings", true},
+		{"/v1/**", "/v1", true},
+		{"/v1/**", "/v1/a/b/c", true},
+		{"/v1/**", "/v2/a", false},
+		{"/**/x", "/a/b/x", true},
+		{"/**/x", "/x", true},
+		{"/**", "/", true},
+		{"/v1*", "/v1beta", true},
+		{"/v1/**", "/v1/../v2", false}, // not canonical: no glob matches
+	} {
+		g, err := compilePathGlob("test", tc.glob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, _ := url.Parse("https://h" + tc.path)
+		u.RawPath, u.Path = tc.path, tc.path
+		segs, canonical := pathSegments(u)
+		if got := matchPaths([][]string{g}, segs, canonical); got != tc.want {
+			t.Errorf("%q on %q = %v, want %v", tc.glob, tc.path, got, tc.want)
+		}
 	}
 }
