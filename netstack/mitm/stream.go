@@ -37,7 +37,9 @@ func newMatchReader(r io.ReadCloser, pats [][]byte, enabled bool, onMatch func([
 	for _, p := range pats {
 		m.maxLen = max(m.maxLen, len(p))
 	}
-	m.buf = make([]byte, 32<<10+m.maxLen)
+	if enabled { // a disabled reader passes reads straight through
+		m.buf = make([]byte, 32<<10+m.maxLen)
+	}
 	return m
 }
 
